@@ -1,0 +1,236 @@
+"""Test PKI for the sandbox and the tests, in pure Python (``cryptography``).
+
+A :class:`CA` issues intermediates and leaves; a :class:`Leaf` is a key, its certificate and the
+chain up to (not including) the root. Writers turn them into the files Cassandra reads:
+PKCS#12 key/trust stores and the PEM forms that ``PEMBasedSslContextFactory`` takes.
+
+Everything has knobs for making *bad* material too (expired, weak key, SHA-1, no clientAuth,
+wrong SANs), because the node-side validation is tested against exactly such certificates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+SERVER_AND_CLIENT = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_key(key_type: str = "rsa2048"):
+    """``rsa<bits>`` or ``ec256`` / ``ec384``."""
+    if key_type.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    curves = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1()}
+    return ec.generate_private_key(curves[key_type])
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER certificate, lowercase hex without colons."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certdeploy sandbox"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Leaf:
+    key: object
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = field(default_factory=tuple)  # intermediates only
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.cert)
+
+
+@dataclass(frozen=True)
+class CA:
+    key: object
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()  # this CA's issuers below the root
+
+    @classmethod
+    def root(cls, name: str = "certdeploy sandbox root CA", days: int = 3650, key_type="ec256"):
+        key = new_key(key_type)
+        builder = _base_builder(_name(name), _name(name), key.public_key(), days, None)
+        builder = _ca_extensions(builder, key.public_key(), key.public_key(), path_length=1)
+        return cls(key, builder.sign(key, hashes.SHA256()))
+
+    def intermediate(self, name: str = "certdeploy sandbox intermediate CA", days: int = 1825):
+        key = new_key("ec256")
+        builder = _base_builder(_name(name), self.cert.subject, key.public_key(), days, None)
+        builder = _ca_extensions(builder, key.public_key(), self.key.public_key(), path_length=0)
+        cert = builder.sign(self.key, hashes.SHA256())
+        return CA(key, cert, (cert, *self.chain))
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        ips: tuple[str, ...] = (),
+        dns: tuple[str, ...] = (),
+        days: int = 365,
+        not_before: dt.datetime | None = None,
+        key_type: str = "rsa2048",
+        key=None,
+        hash_alg=None,
+        eku=SERVER_AND_CLIENT,
+    ) -> Leaf:
+        """Issue a leaf. Defaults make a valid node certificate; every knob can make a bad one."""
+        key = key or new_key(key_type)
+        builder = _base_builder(
+            _name(common_name), self.cert.subject, key.public_key(), days, not_before
+        )
+        sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        sans += [x509.DNSName(name) for name in dns]
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if eku:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=False, path_length=None), critical=True
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+            critical=False,
+        )
+        cert = builder.sign(self.key, hash_alg or hashes.SHA256())
+        return Leaf(key, cert, self.chain)
+
+    def issue_node(self, n: int, **kwargs) -> Leaf:
+        """A node certificate for sandbox node ``n`` (127.0.0.n, cass<n>, localhost)."""
+        return self.issue(
+            f"cass{n}", ips=(f"127.0.0.{n}",), dns=(f"cass{n}", "localhost"), **kwargs
+        )
+
+
+def _base_builder(subject, issuer, public_key, days, not_before):
+    start = (not_before or now()) - dt.timedelta(minutes=5)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _ca_extensions(builder, public_key, issuer_public_key, path_length):
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- serialisation
+
+
+def cert_pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def key_pem(key, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM; encrypted when a passphrase is given."""
+    enc = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def pem_keystore(leaf: Leaf) -> bytes:
+    """Unencrypted PKCS#8 key followed by leaf + intermediates: the PEMBasedSslContextFactory form."""
+    return key_pem(leaf.key) + cert_pem(leaf.cert, *leaf.chain)
+
+
+def pem_truststore(*cas: x509.Certificate) -> bytes:
+    return cert_pem(*cas)
+
+
+def pkcs12_keystore(leaf: Leaf, password: str, alias: str = "node") -> bytes:
+    return pkcs12.serialize_key_and_certificates(
+        alias.encode(),
+        leaf.key,
+        leaf.cert,
+        list(leaf.chain),
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+
+
+def pkcs12_truststore(password: str, *cas: x509.Certificate) -> bytes:
+    """A Java-readable truststore: trusted-cert entries carry Java's trust attribute."""
+    entries = [
+        pkcs12.PKCS12Certificate(ca, f"ca{i}".encode()) for i, ca in enumerate(cas, start=1)
+    ]
+    return pkcs12.serialize_java_truststore(
+        entries, serialization.BestAvailableEncryption(password.encode())
+    )
+
+
+def keystore_bytes(leaf: Leaf, store_type: str, password: str) -> bytes:
+    return pem_keystore(leaf) if store_type == "pem" else pkcs12_keystore(leaf, password)
+
+
+def truststore_bytes(cas, store_type: str, password: str) -> bytes:
+    return pem_truststore(*cas) if store_type == "pem" else pkcs12_truststore(password, *cas)
+
+
+# ----------------------------------------------------------------------------- persistence
+
+
+def save_ca(ca: CA, directory, name: str) -> None:
+    """Write ``<name>.crt`` (cert + its chain) and ``<name>.key`` (0600) so tests can reload it."""
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.crt").write_bytes(cert_pem(ca.cert, *ca.chain[1:]))
+    key_path = directory / f"{name}.key"
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(key_pem(ca.key))
+
+
+def load_ca(directory, name: str) -> CA:
+    from pathlib import Path
+
+    directory = Path(directory)
+    certs = x509.load_pem_x509_certificates((directory / f"{name}.crt").read_bytes())
+    key = serialization.load_pem_private_key((directory / f"{name}.key").read_bytes(), None)
+    is_root = certs[0].issuer == certs[0].subject
+    return CA(key, certs[0], () if is_root else tuple(certs))

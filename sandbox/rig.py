@@ -1,0 +1,384 @@
+"""The whole local rig: test PKI, N Cassandra nodes with client + internode TLS, Salt daemons.
+
+``python -m sandbox up|status|down`` and the pytest fixtures both drive this one class, so what a
+person tries by hand is exactly what the tests run against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox import pki, salt_rig
+from sandbox.cassandra import Node, NodeError, check_runtime
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "_utils"))
+import certdeploy_probe as probe  # noqa: E402
+import certdeploy_ring as ring  # noqa: E402
+
+DEFAULT_DIR = Path(os.environ.get("CERTDEPLOY_SANDBOX", "/tmp/cdsb"))
+DEMO_KEYSPACE = "sandbox"
+
+
+@dataclass
+class Rig:
+    root: Path = DEFAULT_DIR
+    nodes: int = 3
+    store_type: str = "pkcs12"  # or "pem"
+    client_auth: bool = True
+    timings: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ layout
+
+    @property
+    def descriptor_path(self) -> Path:
+        return self.root / "sandbox.json"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def salt_config_dir(self) -> Path:
+        return self.root / "salt" / "etc"
+
+    def node(self, n: int) -> Node:
+        return Node(self.root, n, self.nodes)
+
+    def all_nodes(self) -> list[Node]:
+        return [self.node(n) for n in range(1, self.nodes + 1)]
+
+    def minion_ids(self) -> list[str]:
+        return [node.name for node in self.all_nodes()]
+
+    def keystore_path(self, node: Node) -> Path:
+        return node.tls_dir / ("keystore.pem" if self.store_type == "pem" else "keystore.p12")
+
+    def truststore_path(self, node: Node) -> Path:
+        return node.tls_dir / ("truststore.pem" if self.store_type == "pem" else "truststore.p12")
+
+    @property
+    def ca_file(self) -> Path:
+        return self.pki_dir / "ca-bundle.pem"
+
+    @property
+    def client_cert(self) -> Path:
+        return self.pki_dir / "client.crt"
+
+    @property
+    def client_key(self) -> Path:
+        return self.pki_dir / "client.key"
+
+    # ------------------------------------------------------------------ PKI
+
+    def issue_pki(self) -> dict:
+        """Root + intermediate CA, one leaf per node, one client cert. Returns node fingerprints."""
+        root_ca = pki.CA.root()
+        issuing = root_ca.intermediate()
+        pki.save_ca(root_ca, self.pki_dir, "root-ca")
+        pki.save_ca(issuing, self.pki_dir, "issuing-ca")
+        self.ca_file.write_bytes(pki.cert_pem(root_ca.cert))
+        client = issuing.issue("certdeploy-client", dns=("certdeploy-client",))
+        self.client_cert.write_bytes(pki.cert_pem(client.cert, *client.chain))
+        self.client_key.touch(mode=0o600)
+        self.client_key.write_bytes(pki.key_pem(client.key))
+        passwords = self._passwords()
+        fingerprints = {}
+        for node in self.all_nodes():
+            leaf = issuing.issue_node(node.n)
+            node.tls_dir.mkdir(parents=True, exist_ok=True)
+            _write_private(
+                self.keystore_path(node),
+                pki.keystore_bytes(leaf, self.store_type, passwords["keystore"]),
+            )
+            _write_private(
+                self.truststore_path(node),
+                pki.truststore_bytes([root_ca.cert], self.store_type, passwords["truststore"]),
+            )
+            fingerprints[node.name] = leaf.fingerprint
+        return fingerprints
+
+    def issuing_ca(self) -> pki.CA:
+        return pki.load_ca(self.pki_dir, "issuing-ca")
+
+    def root_ca(self) -> pki.CA:
+        return pki.load_ca(self.pki_dir, "root-ca")
+
+    def _passwords(self) -> dict:
+        path = self.pki_dir / "store-passwords.json"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(
+                json.dumps({"keystore": secrets.token_hex(12), "truststore": secrets.token_hex(12)})
+            )
+        return json.loads(path.read_text())
+
+    # ------------------------------------------------------------------ configs
+
+    def tls_sections(self, node: Node) -> dict:
+        passwords = self._passwords()
+        common = {"keystore": str(self.keystore_path(node)), "truststore": str(self.truststore_path(node))}
+        if self.store_type == "pem":
+            common["ssl_context_factory"] = {
+                "class_name": "org.apache.cassandra.security.PEMBasedSslContextFactory"
+            }
+        else:
+            common.update(
+                keystore_password=passwords["keystore"],
+                truststore_password=passwords["truststore"],
+                store_type="PKCS12",
+            )
+        return {
+            "server_encryption_options": {
+                "internode_encryption": "all",
+                "optional": False,
+                "legacy_ssl_storage_port_enabled": False,
+                "require_client_auth": True,
+                "require_endpoint_verification": False,
+                **common,
+            },
+            "client_encryption_options": {
+                "enabled": True,
+                "optional": False,
+                "require_client_auth": self.client_auth,
+                **common,
+            },
+        }
+
+    def pillar_for(self, node: Node) -> dict:
+        """The node description a minion gets: the ``cassandra`` target profile."""
+        passwords = self._passwords()
+        control_base = [sys.executable, "-m", "sandbox", "--dir", str(self.root), "node"]
+        return {
+            "certdeploy": {
+                "cluster": "certdeploy-sandbox",
+                "targets": {
+                    "cassandra": {
+                        "profile": "cassandra",
+                        "node": node.name,
+                        "hostname": node.name,
+                        "listen_address": node.address,
+                        "rpc_address": node.address,
+                        "dc": node.dc,
+                        "rack": node.rack,
+                        "config_file": str(node.config_path),
+                        "client_port": 9042,
+                        "internode_port": 7000,
+                        "jmx_port": node.jmx_port,
+                        "store_type": self.store_type,
+                        "keystore": str(self.keystore_path(node)),
+                        "keystore_password": passwords["keystore"],
+                        "truststore": str(self.truststore_path(node)),
+                        "truststore_password": passwords["truststore"],
+                        "owner": _user(),
+                        "group": _group(),
+                        "mode": "0600",
+                        "client_auth": self.client_auth,
+                        "backup_dir": str(node.home / "certdeploy-backups"),
+                        "backup_keep": 5,
+                        "control": {
+                            "start": [*control_base, "start", str(node.n)],
+                            "stop": [*control_base, "stop", str(node.n)],
+                            "nodetool": node.nodetool_command(),
+                            "cwd": str(REPO),
+                        },
+                    }
+                },
+            }
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def up(self, log=print) -> dict:
+        check_runtime()
+        if self.descriptor_path.exists():
+            raise NodeError(f"a sandbox is already up in {self.root}: run 'python -m sandbox down'")
+        t0 = time.monotonic()
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        fingerprints = self.issue_pki()
+        for node in self.all_nodes():
+            node.write_config(self.tls_sections(node))
+        descriptor = self._descriptor(fingerprints, salt={})
+        self._write_descriptor(descriptor)  # early, so `down` works even if startup fails
+        for node in self.all_nodes():
+            seconds = node.start()
+            self.timings[f"start_{node.name}"] = round(seconds, 1)
+            log(f"{node.name} up on {node.address}:9042 in {seconds:.1f}s")
+        self.timings["cassandra_up"] = round(time.monotonic() - t0, 1)
+        ports = salt_rig.write_configs(
+            self.root, self.minion_ids(), {n.name: self.pillar_for(n) for n in self.all_nodes()}
+        )
+        t1 = time.monotonic()
+        salt = {**ports, "master_pid": salt_rig.start_master(self.root), "minion_pids": {}}
+        descriptor["salt"] = salt
+        self._write_descriptor(descriptor)
+        for mid in self.minion_ids():
+            salt["minion_pids"][mid] = salt_rig.start_minion(self.root, mid)
+            self._write_descriptor(descriptor)
+        salt_rig.wait_for_minions(self.root, self.minion_ids())
+        self.timings["salt_up"] = round(time.monotonic() - t1, 1)
+        self.timings["sandbox_up"] = round(time.monotonic() - t0, 1)
+        descriptor["timings"] = dict(self.timings)
+        self._write_descriptor(descriptor)
+        log(f"salt master + {self.nodes} minions answering; sandbox up in {self.timings['sandbox_up']}s")
+        return descriptor
+
+    def down(self, log=print) -> None:
+        descriptor = self.descriptor()
+        salt = descriptor.get("salt", {})
+        for mid, pid in salt.get("minion_pids", {}).items():
+            salt_rig.stop_group(pid)
+        if salt.get("master_pid"):
+            salt_rig.stop_group(salt["master_pid"])
+        for node in self.all_nodes():
+            if node.stop():
+                log(f"{node.name} stopped")
+        self.descriptor_path.unlink(missing_ok=True)
+        log(f"sandbox in {self.root} is down")
+
+    def descriptor(self) -> dict:
+        if not self.descriptor_path.exists():
+            raise NodeError(f"no sandbox descriptor at {self.descriptor_path}: is it up?")
+        return json.loads(self.descriptor_path.read_text())
+
+    @classmethod
+    def from_descriptor(cls, root: Path) -> Rig:
+        data = json.loads((Path(root) / "sandbox.json").read_text())
+        return cls(Path(root), len(data["nodes"]), data["store_type"], data["client_auth"])
+
+    def _descriptor(self, fingerprints: dict, salt: dict) -> dict:
+        return {
+            "root": str(self.root),
+            "salt_config_dir": str(self.salt_config_dir),
+            "store_type": self.store_type,
+            "client_auth": self.client_auth,
+            "ca_file": str(self.ca_file),
+            "client_cert": str(self.client_cert),
+            "client_key": str(self.client_key),
+            "nodes": [
+                {
+                    "name": node.name,
+                    "address": node.address,
+                    "client_port": 9042,
+                    "storage_port": 7000,
+                    "jmx_port": node.jmx_port,
+                    "dc": node.dc,
+                    "rack": node.rack,
+                    "config_file": str(node.config_path),
+                    "pid_file": str(node.pid_path),
+                    "issued_fingerprint": fingerprints.get(node.name),
+                }
+                for node in self.all_nodes()
+            ],
+            "salt": salt,
+        }
+
+    def _write_descriptor(self, data: dict) -> None:
+        tmp = self.descriptor_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.descriptor_path)
+
+    # ------------------------------------------------------------------ observation
+
+    def probe_context(self):
+        return probe.client_context(str(self.client_cert), str(self.client_key))
+
+    def served_fingerprints(self) -> dict:
+        """``{node: {"client": fp, "internode": fp}}`` from new TLS connections."""
+        ctx = self.probe_context()
+        result = {}
+        for node in self.all_nodes():
+            result[node.name] = {}
+            for label, port in (("client", 9042), ("internode", 7000)):
+                try:
+                    result[node.name][label] = probe.served_fingerprint(node.address, port, ctx)
+                except probe.ProbeError as exc:
+                    result[node.name][label] = f"ERROR {exc}"
+        return result
+
+    def ring(self, via: int = 1) -> list[dict]:
+        res = self.node(via).nodetool("status")
+        if res.returncode != 0:
+            raise NodeError(f"nodetool status on {self.node(via).name} failed: {res.stderr[-400:]}")
+        return ring.parse_status(res.stdout)
+
+    def wait_ring_healthy(self, timeout: float = 120, via: int = 1) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        rows = []
+        while time.monotonic() < deadline:
+            try:
+                rows = self.ring(via)
+            except NodeError:
+                rows = []
+            if ring.ring_healthy(rows, self.nodes):
+                return rows
+            time.sleep(1)
+        raise NodeError(f"ring not all UN after {timeout:.0f}s: {rows}")
+
+    def cql_context(self):
+        return probe.verifying_context(str(self.ca_file), str(self.client_cert), str(self.client_key))
+
+    def cql_roundtrip(self) -> dict:
+        """Create the RF=3 demo keyspace, write and read a row at QUORUM over mTLS."""
+        from cassandra import ConsistencyLevel
+        from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
+
+        profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, request_timeout=20)
+        cluster = Cluster(
+            [n.address for n in self.all_nodes()],
+            ssl_context=self.cql_context(),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            protocol_version=5,
+        )
+        try:
+            session = cluster.connect()
+            session.execute(
+                f"CREATE KEYSPACE IF NOT EXISTS {DEMO_KEYSPACE} WITH replication = "
+                f"{{'class': 'NetworkTopologyStrategy', 'dc1': {min(3, self.nodes)}}}"
+            )
+            session.execute(f"CREATE TABLE IF NOT EXISTS {DEMO_KEYSPACE}.kv (k text PRIMARY KEY, v text)")
+            value = f"written at {time.strftime('%H:%M:%S')}"
+            session.execute(f"INSERT INTO {DEMO_KEYSPACE}.kv (k, v) VALUES (%s, %s)", ("demo", value))
+            row = session.execute(f"SELECT k, v FROM {DEMO_KEYSPACE}.kv WHERE k = %s", ("demo",)).one()
+            return {"k": row.k, "v": row.v, "written": value}
+        finally:
+            cluster.shutdown()
+
+    def status(self) -> dict:
+        descriptor = self.descriptor()
+        issued = {n["name"]: n["issued_fingerprint"] for n in descriptor["nodes"]}
+        return {
+            "ring": self.ring(),
+            "served": self.served_fingerprints(),
+            "issued": issued,
+            "cql": self.cql_roundtrip(),
+        }
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _group() -> str:
+    import grp
+
+    return grp.getgrgid(os.getgid()).gr_name

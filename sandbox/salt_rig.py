@@ -1,0 +1,200 @@
+"""The sandbox's Salt side: one salt-master and one salt-minion per Cassandra node.
+
+Configs go under ``<rig>/salt``; every path is kept short because Salt's IPC sockets hit the
+AF_UNIX path limit (~107 bytes). The master's ``file_roots`` is this repository, so
+``saltutil.sync_all`` brings ``_modules``, ``_states``, ``_runners``, ``_utils`` and ``_beacons``
+exactly as in production.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class SaltRigError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def master_config(rig: Path, publish_port: int, ret_port: int) -> dict:
+    root = rig / "salt"
+    return {
+        "id": "sandbox-master",
+        "user": getpass.getuser(),
+        "root_dir": str(root),
+        "pki_dir": str(root / "pki" / "master"),
+        "cachedir": str(root / "cache" / "master"),
+        "sock_dir": str(root / "s" / "m"),
+        "pidfile": str(root / "run" / "master.pid"),
+        "log_file": str(root / "logs" / "master.log"),
+        "log_level_logfile": "info",
+        "interface": "127.0.0.1",
+        "publish_port": publish_port,
+        "ret_port": ret_port,
+        "auto_accept": True,
+        "worker_threads": 4,
+        "file_roots": {"base": [str(REPO)]},
+        "pillar_roots": {"base": [str(rig / "pillar")]},
+        "runner_dirs": [str(REPO / "_runners")],
+        "utils_dirs": [str(REPO / "_utils")],
+        "reactor": [],
+        "keep_jobs_seconds": 86400,
+        "timeout": 30,
+    }
+
+
+def minion_config(rig: Path, minion_id: str, ret_port: int) -> dict:
+    root = rig / "salt" / minion_id
+    return {
+        "id": minion_id,
+        "user": getpass.getuser(),
+        "master": "127.0.0.1",
+        "master_port": ret_port,
+        "root_dir": str(root),
+        "pki_dir": str(root / "pki"),
+        "cachedir": str(root / "cache"),
+        "sock_dir": str(root / "s"),
+        "pidfile": str(root / "minion.pid"),
+        "log_file": str(rig / "salt" / "logs" / f"{minion_id}.log"),
+        "log_level_logfile": "info",
+        "acceptance_wait_time": 1,
+        "random_reauth_delay": 0,
+        "auth_safemode": False,
+        "multiprocessing": True,
+        "beacons": {},
+    }
+
+
+def write_configs(rig: Path, minion_ids, pillars: dict) -> dict:
+    """Write master, minion and pillar files. Returns the port map."""
+    publish_port, ret_port = free_port(), free_port()
+    etc = rig / "salt" / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    (rig / "salt" / "logs").mkdir(parents=True, exist_ok=True)
+    (etc / "master").write_text(yaml.safe_dump(master_config(rig, publish_port, ret_port)))
+    for minion_id in minion_ids:
+        conf_dir = rig / "salt" / minion_id
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        (conf_dir / "minion").write_text(yaml.safe_dump(minion_config(rig, minion_id, ret_port)))
+    write_pillar(rig, pillars)
+    return {"publish_port": publish_port, "ret_port": ret_port}
+
+
+def write_pillar(rig: Path, pillars: dict) -> None:
+    """``pillars`` maps minion id -> its pillar dict. Each minion sees only its own file."""
+    pillar_dir = rig / "pillar" / "certdeploy_nodes"
+    pillar_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(rig / "pillar", 0o700)
+    top = {"base": {mid: [f"certdeploy_nodes.{mid}"] for mid in pillars}}
+    (rig / "pillar" / "top.sls").write_text(yaml.safe_dump(top))
+    for mid, data in pillars.items():
+        path = pillar_dir / f"{mid}.sls"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _spawn(argv: list[str], log: Path) -> int:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: `down` stops it and all its workers
+        )
+    return proc.pid
+
+
+def start_master(rig: Path) -> int:
+    etc = rig / "salt" / "etc"
+    log = rig / "salt" / "logs" / "master.stdout"
+    return _spawn([str(BIN / "salt-master"), "-c", str(etc), "-l", "warning"], log)
+
+
+def start_minion(rig: Path, minion_id: str) -> int:
+    conf_dir = rig / "salt" / minion_id
+    log = rig / "salt" / "logs" / f"{minion_id}.stdout"
+    return _spawn([str(BIN / "salt-minion"), "-c", str(conf_dir), "-l", "warning"], log)
+
+
+def salt_cmd(rig: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``salt`` CLI against the sandbox master (what a person types by hand)."""
+    etc = rig / "salt" / "etc"
+    return subprocess.run(
+        [str(BIN / "salt"), "-c", str(etc), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_for_minions(rig: Path, minion_ids, timeout: float = 90) -> float:
+    """Wait until every minion answers ``test.ping``. Returns the seconds taken."""
+    started = time.monotonic()
+    deadline = started + timeout
+    answered: dict = {}
+    while time.monotonic() < deadline:
+        res = salt_cmd(rig, "-L", ",".join(minion_ids), "test.ping", "--out=json", "--static",
+                       "-t", "5", timeout=30)
+        try:
+            answered = json.loads(res.stdout or "{}")
+        except json.JSONDecodeError:
+            answered = {}
+        if all(answered.get(mid) is True for mid in minion_ids):
+            return time.monotonic() - started
+        time.sleep(1)
+    missing = [mid for mid in minion_ids if answered.get(mid) is not True]
+    raise SaltRigError(
+        f"minions {missing} did not answer test.ping within {timeout:.0f}s; "
+        f"see {rig / 'salt' / 'logs'}"
+    )
+
+
+def stop_group(pid: int, timeout: float = 30) -> None:
+    """SIGTERM the process group led by ``pid`` (a daemon and its workers), then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields[0] is the state, fields[2] the process group id.
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
