@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 
-_ROW = re.compile(
-    r"^(?P<status>[UD])(?P<state>[NLJM])\s+(?P<address>\S+)\s+(?P<load>\?|\S+(?: \S?i?B)?)\s+"
-    r"(?P<tokens>\d+)\s+(?P<owns>\S+)\s+(?P<host_id>[0-9a-f-]{36})\s+(?P<rack>\S+)\s*$"
-)
+_CODE = re.compile(r"^[UD][NLJM]$")
+_HOST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f-]{27}$")
 
 
 def parse_status(text: str) -> list[dict]:
@@ -17,16 +15,17 @@ def parse_status(text: str) -> list[dict]:
         if line.startswith("Datacenter:"):
             dc = line.split(":", 1)[1].strip()
             continue
-        match = _ROW.match(line.strip())
-        if match:
-            row = match.groupdict()
+        # "UN  127.0.0.1  104.36 KiB  1  33.3%  <host id>  rack1": the load may hold a space,
+        # so anchor on both ends.
+        fields = line.split()
+        if len(fields) >= 6 and _CODE.match(fields[0]) and _HOST_ID.match(fields[-2]):
             rows.append(
                 {
                     "dc": dc,
-                    "address": row["address"],
-                    "code": row["status"] + row["state"],
-                    "rack": row["rack"],
-                    "host_id": row["host_id"],
+                    "address": fields[1],
+                    "code": fields[0],
+                    "rack": fields[-1],
+                    "host_id": fields[-2],
                 }
             )
     return rows

@@ -33,7 +33,9 @@ def print_status(rig: Rig, status: dict) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"rig directory ({DEFAULT_DIR})")
+    parser.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help=f"rig directory ({DEFAULT_DIR})"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="issue PKI, start Cassandra nodes and Salt daemons")
     up.add_argument("--nodes", type=int, default=3)

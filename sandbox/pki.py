@@ -175,7 +175,7 @@ def key_pem(key, passphrase: bytes | None = None) -> bytes:
 
 
 def pem_keystore(leaf: Leaf) -> bytes:
-    """Unencrypted PKCS#8 key followed by leaf + intermediates: the PEMBasedSslContextFactory form."""
+    """Unencrypted PKCS#8 key, then leaf + intermediates: what PEMBasedSslContextFactory reads."""
     return key_pem(leaf.key) + cert_pem(leaf.cert, *leaf.chain)
 
 
@@ -195,9 +195,7 @@ def pkcs12_keystore(leaf: Leaf, password: str, alias: str = "node") -> bytes:
 
 def pkcs12_truststore(password: str, *cas: x509.Certificate) -> bytes:
     """A Java-readable truststore: trusted-cert entries carry Java's trust attribute."""
-    entries = [
-        pkcs12.PKCS12Certificate(ca, f"ca{i}".encode()) for i, ca in enumerate(cas, start=1)
-    ]
+    entries = [pkcs12.PKCS12Certificate(ca, f"ca{i}".encode()) for i, ca in enumerate(cas, start=1)]
     return pkcs12.serialize_java_truststore(
         entries, serialization.BestAvailableEncryption(password.encode())
     )

@@ -123,7 +123,10 @@ class Rig:
 
     def tls_sections(self, node: Node) -> dict:
         passwords = self._passwords()
-        common = {"keystore": str(self.keystore_path(node)), "truststore": str(self.truststore_path(node))}
+        common = {
+            "keystore": str(self.keystore_path(node)),
+            "truststore": str(self.truststore_path(node)),
+        }
         if self.store_type == "pem":
             common["ssl_context_factory"] = {
                 "class_name": "org.apache.cassandra.security.PEMBasedSslContextFactory"
@@ -227,13 +230,14 @@ class Rig:
         self.timings["sandbox_up"] = round(time.monotonic() - t0, 1)
         descriptor["timings"] = dict(self.timings)
         self._write_descriptor(descriptor)
-        log(f"salt master + {self.nodes} minions answering; sandbox up in {self.timings['sandbox_up']}s")
+        took = self.timings["sandbox_up"]
+        log(f"salt master + {self.nodes} minions answering; sandbox up in {took}s")
         return descriptor
 
     def down(self, log=print) -> None:
         descriptor = self.descriptor()
         salt = descriptor.get("salt", {})
-        for mid, pid in salt.get("minion_pids", {}).items():
+        for pid in salt.get("minion_pids", {}).values():
             salt_rig.stop_group(pid)
         if salt.get("master_pid"):
             salt_rig.stop_group(salt["master_pid"])
@@ -323,12 +327,14 @@ class Rig:
         raise NodeError(f"ring not all UN after {timeout:.0f}s: {rows}")
 
     def cql_context(self):
-        return probe.verifying_context(str(self.ca_file), str(self.client_cert), str(self.client_key))
+        return probe.verifying_context(
+            str(self.ca_file), str(self.client_cert), str(self.client_key)
+        )
 
     def cql_roundtrip(self) -> dict:
         """Create the RF=3 demo keyspace, write and read a row at QUORUM over mTLS."""
         from cassandra import ConsistencyLevel
-        from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
         profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, request_timeout=20)
         cluster = Cluster(
@@ -343,10 +349,16 @@ class Rig:
                 f"CREATE KEYSPACE IF NOT EXISTS {DEMO_KEYSPACE} WITH replication = "
                 f"{{'class': 'NetworkTopologyStrategy', 'dc1': {min(3, self.nodes)}}}"
             )
-            session.execute(f"CREATE TABLE IF NOT EXISTS {DEMO_KEYSPACE}.kv (k text PRIMARY KEY, v text)")
+            session.execute(
+                f"CREATE TABLE IF NOT EXISTS {DEMO_KEYSPACE}.kv (k text PRIMARY KEY, v text)"
+            )
             value = f"written at {time.strftime('%H:%M:%S')}"
-            session.execute(f"INSERT INTO {DEMO_KEYSPACE}.kv (k, v) VALUES (%s, %s)", ("demo", value))
-            row = session.execute(f"SELECT k, v FROM {DEMO_KEYSPACE}.kv WHERE k = %s", ("demo",)).one()
+            session.execute(
+                f"INSERT INTO {DEMO_KEYSPACE}.kv (k, v) VALUES (%s, %s)", ("demo", value)
+            )
+            row = session.execute(
+                f"SELECT k, v FROM {DEMO_KEYSPACE}.kv WHERE k = %s", ("demo",)
+            ).one()
             return {"k": row.k, "v": row.v, "written": value}
         finally:
             cluster.shutdown()

@@ -153,8 +153,17 @@ def wait_for_minions(rig: Path, minion_ids, timeout: float = 90) -> float:
     deadline = started + timeout
     answered: dict = {}
     while time.monotonic() < deadline:
-        res = salt_cmd(rig, "-L", ",".join(minion_ids), "test.ping", "--out=json", "--static",
-                       "-t", "5", timeout=30)
+        res = salt_cmd(
+            rig,
+            "-L",
+            ",".join(minion_ids),
+            "test.ping",
+            "--out=json",
+            "--static",
+            "-t",
+            "5",
+            timeout=30,
+        )
         try:
             answered = json.loads(res.stdout or "{}")
         except json.JSONDecodeError:

@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both bootstrap themselves.
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: bootstrap demo test lint unit functional integration bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m sandbox.demo
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	scripts/salt-lint-all.sh
+
+# pytest exits 5 when it collected nothing: that must fail, never pass silently.
+test: lint
+	$(PY) -m pytest tests -ra --durations=15; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$rc
+
+unit: bootstrap
+	$(PY) -m pytest tests/unit -ra
+
+functional: bootstrap
+	$(PY) -m pytest tests/functional -ra
+
+integration: bootstrap
+	$(PY) -m pytest tests/integration -ra --durations=15
+
+bench: bootstrap
+	$(PY) -m bench
+
+clean:
+	rm -rf .venv .cache .pytest_cache .ruff_cache

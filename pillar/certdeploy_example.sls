@@ -1,0 +1,34 @@
+# Example pillar for one Cassandra node managed by certdeploy.
+# Give each minion only its own node's data (and, through the ext_pillar, only its own key).
+certdeploy:
+  cluster: prod-cassandra
+  targets:
+    cassandra:
+      profile: cassandra
+      node: cass-a1
+      hostname: cass-a1.example.net
+      listen_address: 10.0.0.11
+      rpc_address: 10.0.0.11
+      dc: dc1
+      rack: rack1
+      config_file: /etc/cassandra/cassandra.yaml
+      client_port: 9042
+      internode_port: 7000
+      jmx_port: 7199
+      # pkcs12 or pem (pem uses PEMBasedSslContextFactory: key + chain in one file)
+      store_type: pkcs12
+      keystore: /etc/cassandra/tls/keystore.p12
+      keystore_password: change-me
+      truststore: /etc/cassandra/tls/truststore.p12
+      truststore_password: change-me
+      owner: cassandra
+      group: cassandra
+      mode: '0600'
+      client_auth: true
+      backup_dir: /var/lib/certdeploy/backups
+      backup_keep: 5
+      min_days_remaining: 30
+      # Omit `control` to use the `cassandra` service and `nodetool` from PATH.
+      # control:
+      #   service: cassandra
+      #   nodetool: [nodetool, -h, 127.0.0.1, -p, '7199']

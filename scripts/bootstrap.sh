@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything `make demo` and `make test` need on a fresh Debian machine of this kind:
+# Debian packages (Java 17, Maven, openssl), the pinned Python venv, and the Cassandra 5.0 jars.
+# Each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+JAVA17=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
+need_apt=()
+[ -x "$JAVA17" ] || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -f .venv/.installed ] || [ requirements.txt -nt .venv/.installed ]; then
+  echo "bootstrap: creating .venv with pinned requirements"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  touch .venv/.installed
+fi
+
+LIB=.cache/cassandra/lib
+if ! ls "$LIB"/cassandra-all-5.0.*.jar >/dev/null 2>&1; then
+  echo "bootstrap: fetching cassandra-all 5.0 and its runtime jars from Maven Central"
+  start=$(date +%s)
+  mkdir -p "$LIB"
+  (cd build/cassandra && JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 mvn -B -q \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/../../$LIB")
+  echo "bootstrap: $(ls "$LIB" | wc -l) jars in $(( $(date +%s) - start ))s"
+fi
+ls "$LIB"/cassandra-all-5.0.*.jar >/dev/null
+"$JAVA17" -version 2>&1 | head -1
