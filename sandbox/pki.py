@@ -201,6 +201,15 @@ def pkcs12_truststore(password: str, *cas: x509.Certificate) -> bytes:
     )
 
 
+def bundle_dict(leaf: Leaf, *trust: x509.Certificate) -> dict:
+    """The pillar form of a bundle certdeploy deploys: PEM leaf+chain, key and trust CAs."""
+    return {
+        "cert": cert_pem(leaf.cert, *leaf.chain).decode(),
+        "key": key_pem(leaf.key).decode(),
+        "trust": cert_pem(*trust).decode(),
+    }
+
+
 def keystore_bytes(leaf: Leaf, store_type: str, password: str) -> bytes:
     return pem_keystore(leaf) if store_type == "pem" else pkcs12_keystore(leaf, password)
 

@@ -183,6 +183,12 @@ class Rig:
                         "group": _group(),
                         "mode": "0600",
                         "client_auth": self.client_auth,
+                        # CQL checks connect as the sandbox's client application would.
+                        "verify_client": {
+                            "cert": str(self.client_cert),
+                            "key": str(self.client_key),
+                        },
+                        "min_days_remaining": 30,
                         "backup_dir": str(node.home / "certdeploy-backups"),
                         "backup_keep": 5,
                         "control": {
@@ -195,6 +201,13 @@ class Rig:
                 },
             }
         }
+
+    def set_pillar(self, n: int, extra: dict | None = None) -> None:
+        """Rewrite node ``n``'s pillar: its target plus ``extra`` top-level certdeploy keys
+        (e.g. ``{"bundle": {...}}``). Minions need ``saltutil.refresh_pillar`` afterwards."""
+        data = self.pillar_for(self.node(n))
+        data["certdeploy"].update(extra or {})
+        salt_rig.write_pillar_file(self.root, self.node(n).name, data)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,13 +250,13 @@ class Rig:
     def down(self, log=print) -> None:
         descriptor = self.descriptor()
         salt = descriptor.get("salt", {})
-        for pid in salt.get("minion_pids", {}).values():
-            salt_rig.stop_group(pid)
-        if salt.get("master_pid"):
-            salt_rig.stop_group(salt["master_pid"])
-        for node in self.all_nodes():
-            if node.stop():
-                log(f"{node.name} stopped")
+        daemons = [*salt.get("minion_pids", {}).values(), salt.get("master_pid")]
+        salt_rig.stop_groups([pid for pid in daemons if pid])
+        stopping = {node.name: node.signal_stop() for node in self.all_nodes()}
+        for name, pid in stopping.items():
+            if pid:
+                Node.wait_stopped(pid)
+                log(f"{name} stopped")
         self.descriptor_path.unlink(missing_ok=True)
         log(f"sandbox in {self.root} is down")
 

@@ -8,6 +8,7 @@ exactly as in production.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -106,9 +107,16 @@ def write_pillar(rig: Path, pillars: dict) -> None:
     top = {"base": {mid: [f"certdeploy_nodes.{mid}"] for mid in pillars}}
     (rig / "pillar" / "top.sls").write_text(yaml.safe_dump(top))
     for mid, data in pillars.items():
-        path = pillar_dir / f"{mid}.sls"
-        path.touch(mode=0o600)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        write_pillar_file(rig, mid, data)
+
+
+def write_pillar_file(rig: Path, minion_id: str, data: dict) -> None:
+    path = rig / "pillar" / "certdeploy_nodes" / f"{minion_id}.sls"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, path)
 
 
 def _spawn(argv: list[str], log: Path) -> int:
@@ -178,24 +186,25 @@ def wait_for_minions(rig: Path, minion_ids, timeout: float = 90) -> float:
     )
 
 
-def stop_group(pid: int, timeout: float = 30) -> None:
-    """SIGTERM the process group led by ``pid`` (a daemon and its workers), then SIGKILL."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def stop_groups(pids, timeout: float = 30) -> None:
+    """SIGTERM the process groups led by ``pids`` (daemons and their workers) all at once,
+    wait for them together, then SIGKILL what is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _group_alive(pid):
+        if not any(_group_alive(pid) for pid in pids):
             return
         time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

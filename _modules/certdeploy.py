@@ -1,0 +1,315 @@
+"""Deploy TLS certificates to the Cassandra node (and other targets) on this minion.
+
+A thin Salt face over ``_utils/certdeploy_node.py``: validate -> backup -> install -> configure
+-> activate -> verify, with automatic rollback. The node is described by pillar
+``certdeploy:targets:<target>`` (see ``pillar/certdeploy_example.sls``); the new material comes
+from pillar ``certdeploy:bundles:<target>`` or ``certdeploy:bundle`` — never from job
+arguments, which the master keeps in its job cache.
+
+Private-key bytes never appear in a return, an event or the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    import certdeploy_material
+    import certdeploy_node
+    import certdeploy_target
+
+    HAS_UTILS = True
+    IMPORT_ERROR = ""
+except ImportError as exc:  # pragma: no cover - depends on the minion's sync state
+    HAS_UTILS = False
+    IMPORT_ERROR = str(exc)
+
+log = logging.getLogger(__name__)
+__virtualname__ = "certdeploy"
+
+
+def __virtual__():
+    if not HAS_UTILS:
+        return (
+            False,
+            f"certdeploy: shared utils not importable ({IMPORT_ERROR}); "
+            "run saltutil.sync_utils (or sync_all) and make sure cryptography is installed",
+        )
+    return __virtualname__
+
+
+# ----------------------------------------------------------------------------- plumbing
+
+
+def _target(target="cassandra"):
+    return certdeploy_target.load_target(__pillar__, target, __opts__["id"])
+
+
+def _host():
+    def run(argv, cwd, timeout):
+        return __salt__["cmd.run_all"](
+            list(argv),
+            cwd=cwd,
+            timeout=timeout,
+            python_shell=False,
+            output_loglevel="quiet",
+            ignore_retcode=True,
+        )
+
+    def service(action, name):
+        return bool(__salt__[f"service.{action}"](name))
+
+    def progress(message):
+        log.info("certdeploy: %s", message)
+
+    return certdeploy_node.Host(
+        run=run, service=service, cachedir=__opts__["cachedir"], progress=progress
+    )
+
+
+def _bundle(tgt, bundle=None):
+    if bundle is None:
+        pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+        bundle = (pillar.get("bundles") or {}).get(tgt.name) or pillar.get("bundle")
+    return certdeploy_material.read_bundle(tgt, bundle)
+
+
+def _fire(tgt, outcome, data):
+    tag = f"certdeploy/node/{__opts__['id']}/{outcome}"
+    try:
+        __salt__["event.send"](tag, {"target": tgt.name, "node": tgt.node, **data})
+    except Exception as exc:  # noqa: BLE001 - a lost event must not fail a deployment
+        log.warning("certdeploy: could not fire %s: %s", tag, exc)
+
+
+def _event_data(result):
+    keys = ("outcome", "old_fingerprint", "new_fingerprint", "failed_step", "error", "timings")
+    data = {k: result.get(k) for k in keys}
+    data["backup_id"] = (result.get("backup") or {}).get("backup_id")
+    return data
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def validate(target="cassandra", peers=None, skip_cross_trust=False, bundle=None):
+    """
+    Check the new bundle completely and change nothing. Returns structured findings: chain to
+    the trust anchors, key match, SANs, validity window, key policy, signature algorithms, EKU,
+    keystore build, and cross-trust with ``peers`` (or ``skip_cross_trust=True``).
+
+    Malformed input (empty, truncated, DER, over 1 MiB, wrong passphrase) raises an error that
+    names the node, the field and the fix.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.validate skip_cross_trust=True
+    """
+    tgt = _target(target)
+    return certdeploy_node.validate(
+        tgt, _bundle(tgt, bundle), peers=peers, skip_cross_trust=skip_cross_trust
+    )
+
+
+def peer_info(target="cassandra"):
+    """
+    Public facts other nodes need for cross-trust checks: this node's installed leaf + chain
+    and the CAs its truststore holds (PEM, no key material).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.peer_info
+    """
+    tgt = _target(target)
+    import certdeploy_bundle
+
+    try:
+        return {
+            "node": tgt.node,
+            "chain_pem": certdeploy_material.current_chain_pem(tgt),
+            "trust_pem": certdeploy_bundle.cert_pem(*certdeploy_material.current_trust(tgt)),
+        }
+    except OSError as exc:
+        raise CommandExecutionError(f"{tgt.node}: cannot read installed stores: {exc}") from exc
+
+
+def backup(target="cassandra"):
+    """
+    Snapshot every managed file (keystore, truststore, cassandra.yaml) into a private,
+    versioned backup with a manifest. Returns the ``backup_id``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.backup
+    """
+    return certdeploy_node.backup(_target(target), note={"reason": "manual"})
+
+
+def install(target="cassandra", test=False, bundle=None):
+    """
+    Write the new keystore and truststore in place (same paths and passwords), atomically, with
+    pillar's owner and mode. Idempotent. Does not activate: use ``deploy`` for the safe path.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.install test=True
+    """
+    tgt = _target(target)
+    return certdeploy_node.install(tgt, _bundle(tgt, bundle), test=test)
+
+
+def configure(target="cassandra", test=False):
+    """
+    Make the encryption keys of cassandra.yaml match pillar, preserving everything else.
+    Reports ``restart_required`` (paths, passwords, protocols cannot be hot-reloaded).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.configure test=True
+    """
+    return certdeploy_node.configure(_target(target), test=test)
+
+
+def activate(target="cassandra", method="auto", restart_required=False):
+    """
+    Activate installed material: ``reload`` (nodetool reloadssl), ``restart`` (drain, stop,
+    start, wait for CQL and UN) or ``auto`` (reload unless ``restart_required``). This proves
+    nothing by itself: run ``verify``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.activate method=reload
+    """
+    tgt = _target(target)
+    try:
+        return certdeploy_node.activate(
+            tgt, _host(), method=method, restart_required=restart_required
+        )
+    except certdeploy_node.StepFailed as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def verify(target="cassandra", expected=None, timeout=None):
+    """
+    Prove the node serves ``expected`` (default: the installed keystore's fingerprint) on the
+    client and internode ports on new connections, that CQL over TLS answers, and that the
+    ring is all UN. Returns the evidence.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.verify
+    """
+    tgt = _target(target)
+    if expected is None:
+        expected = (certdeploy_material.on_disk(tgt)["keystore"] or {}).get("fingerprint")
+    return certdeploy_node.verify(tgt, _host(), expected, timeout=timeout)
+
+
+def rollback(target="cassandra", backup_id=None, method="auto"):
+    """
+    Restore a backup (default: the latest) atomically, reactivate, and verify that the old
+    certificate is served again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.rollback backup_id=20261126T201500123456Z
+    """
+    tgt = _target(target)
+    try:
+        result = certdeploy_node.rollback(tgt, _host(), backup_id, method=method)
+    except certdeploy_node.StepFailed as exc:
+        raise CommandExecutionError(str(exc)) from exc
+    outcome = "rolled_back" if result["verified"] else "failed"
+    _fire(tgt, outcome, {"outcome": outcome, "backup_id": result["backup_id"]})
+    return result
+
+
+def deploy(target="cassandra", method="auto", peers=None, skip_cross_trust=False, bundle=None):
+    """
+    The safe path: validate -> backup -> install -> configure -> activate -> verify. Any
+    failure after the backup rolls back automatically. Returns per-step timings, the evidence,
+    and the outcome: ``deployed``, ``rolled_back`` or ``rollback_failed``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.deploy skip_cross_trust=True
+        salt cass2 certdeploy.deploy method=restart peers='[...]'
+    """
+    tgt = _target(target)
+    result = certdeploy_node.deploy(
+        tgt,
+        _host(),
+        _bundle(tgt, bundle),
+        method=method,
+        peers=peers,
+        skip_cross_trust=skip_cross_trust,
+    )
+    outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
+        result["outcome"], "failed"
+    )
+    _fire(tgt, outcome, _event_data(result))
+    if result["outcome"] == "rollback_failed":
+        log.error("certdeploy: %s ROLLBACK FAILED: %s", tgt.node, result.get("rollback"))
+    return result
+
+
+def plan(target="cassandra", bundle=None):
+    """
+    What ``deploy`` would change, without changing anything: old and new fingerprint, files,
+    cassandra.yaml keys and the activation method.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.plan
+    """
+    tgt = _target(target)
+    return certdeploy_node.plan(tgt, _bundle(tgt, bundle))
+
+
+def status(target="cassandra"):
+    """
+    Fingerprints served (client and internode ports) and on disk, expiry, backups and the last
+    deployment record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.status
+    """
+    return certdeploy_node.status(_target(target), _host())
+
+
+def targets():
+    """
+    The certdeploy targets this minion's pillar defines.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' certdeploy.targets
+    """
+    return certdeploy_target.target_names(__pillar__)

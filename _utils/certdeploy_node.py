@@ -1,0 +1,468 @@
+"""The per-node deployment steps, each callable on its own:
+
+    validate -> backup -> install -> configure -> activate -> verify   (and rollback)
+
+``deploy`` chains them and rolls back automatically when anything after the backup fails.
+Nothing here reads Salt dunders: the execution module passes a :class:`Host` that runs
+commands, controls the service, fires events and reports progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import certdeploy_backup as backups
+import certdeploy_bundle as cb
+import certdeploy_cassandra_yaml as cyaml
+import certdeploy_files as files
+import certdeploy_material as material
+import certdeploy_probe as probe
+import certdeploy_ring as ring
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+METHODS = ("auto", "reload", "restart")
+
+
+@dataclass
+class Host:
+    """What the steps need from the minion. ``run(argv, cwd, timeout)`` returns a dict with
+    ``retcode``, ``stdout``, ``stderr``; ``service(action, name)`` returns bool."""
+
+    run: Callable
+    service: Callable
+    cachedir: str
+    progress: Callable = lambda message: None
+
+
+class StepFailed(Exception):
+    """A step after the backup failed; ``deploy`` rolls back."""
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, now=None) -> dict:
+    """Every pre-activation check; changes nothing."""
+    findings = cb.validate(
+        bundle,
+        node=target.node,
+        names=target.names(),
+        min_days_remaining=target.min_days_remaining,
+        now=now,
+        peers=peers,
+        skip_cross_trust=skip_cross_trust,
+    )
+    findings.append(
+        cb.keystore_check(bundle, target.store_type, target.keystore_password, target.node)
+    )
+    return {
+        "node": target.node,
+        "valid": all(f["ok"] for f in findings),
+        "fingerprint": bundle.fingerprint,
+        "findings": findings,
+        "certificate": bundle.public_summary(),
+    }
+
+
+# ----------------------------------------------------------------------------- backup/install
+
+
+def backup(target, note=None) -> dict:
+    manifest = backups.create(
+        target.backup_dir,
+        target.managed_files(),
+        node=target.node,
+        keep=target.backup_keep,
+        note=note or {},
+    )
+    return {"backup_id": manifest["backup_id"], "files": sorted(manifest["files"])}
+
+
+def install(target, bundle: cb.Bundle, *, test=False) -> dict:
+    """Write keystore and truststore in place (same paths, same passwords), atomically.
+    Idempotent: material already installed is left alone."""
+    plan = {
+        "keystore": not material.keystore_matches(target, bundle),
+        "truststore": not material.truststore_matches(target, bundle),
+    }
+    changed = [target.keystore] * plan["keystore"] + [target.truststore] * plan["truststore"]
+    if test or not changed:
+        return {"changed": changed, "written": False}
+    if plan["keystore"]:
+        data = cb.build_keystore(bundle, target.store_type, target.keystore_password)
+        _write(target, target.keystore, data)
+    if plan["truststore"]:
+        data = cb.build_truststore(bundle.trust, target.store_type, target.truststore_password)
+        _write(target, target.truststore, data)
+    return {"changed": changed, "written": True}
+
+
+def _write(target, path, data: bytes) -> None:
+    files.atomic_write(path, data, mode=target.mode, owner=target.owner, group=target.group)
+
+
+def configure(target, *, test=False) -> dict:
+    """Make the yaml's encryption keys match pillar; say whether that needs a restart."""
+    return cyaml.apply(target.config_file, target.desired_yaml(), node=target.node, test=test)
+
+
+# ----------------------------------------------------------------------------- activate
+
+
+def resolve_method(method: str, restart_required: bool) -> str:
+    if method not in METHODS:
+        raise SaltInvocationError(f"method={method!r} is not one of {METHODS}")
+    if method == "auto":
+        return "restart" if restart_required else "reload"
+    return method
+
+
+def nodetool(target, host: Host, *args, timeout=120) -> dict:
+    argv = [*target.control.nodetool, *args]
+    return host.run(argv, target.control.cwd, timeout)
+
+
+def _control(target, host: Host, action: str) -> None:
+    argv = getattr(target.control, action)
+    if argv:
+        res = host.run(list(argv), target.control.cwd, target.start_timeout)
+        ok = res["retcode"] == 0
+        detail = (res.get("stderr") or res.get("stdout") or "")[-300:]
+    else:
+        ok, detail = host.service(action, target.control.service), ""
+    if not ok:
+        raise StepFailed(f"{target.node}: {action} failed: {detail}")
+
+
+def activate(target, host: Host, *, method="auto", restart_required=False) -> dict:
+    """``reload`` = nodetool reloadssl (exit 0 proves nothing: verify decides);
+    ``restart`` = drain, stop, start, then wait for CQL and a ring of UN nodes."""
+    chosen = resolve_method(method, restart_required)
+    started = time.monotonic()
+    steps = []
+    if chosen == "reload":
+        res = nodetool(target, host, "reloadssl")
+        steps.append({"step": "reloadssl", "retcode": res["retcode"]})
+        if res["retcode"] != 0:
+            raise StepFailed(f"{target.node}: nodetool reloadssl failed: {res['stderr'][-300:]}")
+    else:
+        res = nodetool(target, host, "drain", timeout=300)
+        steps.append({"step": "drain", "retcode": res["retcode"]})  # a down node cannot drain
+        host.progress(f"{target.node}: drained, stopping")
+        _control(target, host, "stop")
+        steps.append({"step": "stop", "seconds": _since(started)})
+        _control(target, host, "start")
+        steps.append({"step": "start", "seconds": _since(started)})
+        host.progress(f"{target.node}: started, waiting for CQL and UN")
+        wait_serving(target, host, timeout=target.start_timeout)
+        steps.append({"step": "cql_and_un", "seconds": _since(started)})
+    return {"method": chosen, "seconds": _since(started), "steps": steps}
+
+
+def wait_serving(target, host: Host, timeout: float) -> None:
+    """Until the client port completes a TLS handshake and the ring is all UN."""
+    deadline = time.monotonic() + timeout
+    ctx = material.probe_context(target)
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        try:
+            probe.served_certificate(target.rpc_address, target.client_port, ctx, timeout=3)
+            rows = ring_rows(target, host)
+            if ring.ring_healthy(rows):
+                return
+            last = f"ring not all UN: {ring.not_up_normal(rows)}"
+        except (probe.ProbeError, CommandExecutionError) as exc:
+            last = str(exc)
+        time.sleep(1)
+    raise StepFailed(f"{target.node}: not serving after {timeout:.0f}s: {last}")
+
+
+def ring_rows(target, host: Host) -> list[dict]:
+    res = nodetool(target, host, "status", timeout=60)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"{target.node}: nodetool status: {res['stderr'][-300:]}")
+    return ring.parse_status(res["stdout"])
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def verify(target, host: Host, expected: str, *, timeout=None) -> dict:
+    """Prove activation: ``expected`` is served on the client and internode ports on new
+    connections, a CQL query over TLS answers, and the ring is all UN. Retries until timeout."""
+    timeout = target.verify_timeout if timeout is None else timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    ctx = material.probe_context(target)
+    evidence = {"expected": expected}
+    for label, port in (("client", target.client_port), ("internode", target.internode_port)):
+        remaining = max(1.0, deadline - time.monotonic())
+        evidence[label] = probe.wait_for_fingerprint(
+            target.rpc_address if label == "client" else target.listen_address,
+            port,
+            ctx,
+            expected,
+            timeout=remaining,
+        )
+    evidence["cql"] = _check_cql(target, deadline)
+    evidence["ring"] = _check_ring(target, host, deadline)
+    evidence["ok"] = all(
+        (
+            evidence["client"]["matched"],
+            evidence["internode"]["matched"],
+            evidence["cql"]["ok"],
+            evidence["ring"]["ok"],
+        )
+    )
+    evidence["seconds"] = _since(started)
+    return evidence
+
+
+def _check_cql(target, deadline: float) -> dict:
+    error = None
+    while True:
+        started = time.monotonic()
+        try:
+            rows = probe.cql_query(
+                [target.rpc_address],
+                material.cql_context(target),
+                "SELECT release_version FROM system.local",
+                timeout=10,
+            )
+            return {
+                "ok": True,
+                "release_version": rows[0]["release_version"],
+                "seconds": _since(started),
+            }
+        except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
+            error = f"{type(exc).__name__}: {exc}"[:400]
+        if time.monotonic() >= deadline:
+            return {"ok": False, "error": error}
+        time.sleep(1)
+
+
+def _check_ring(target, host: Host, deadline: float) -> dict:
+    rows, error = [], None
+    while True:
+        try:
+            rows = ring_rows(target, host)
+            if ring.ring_healthy(rows):
+                return {"ok": True, "nodes": {r["address"]: r["code"] for r in rows}}
+            error = f"not all UN: {ring.not_up_normal(rows)}"
+        except CommandExecutionError as exc:
+            error = str(exc)
+        if time.monotonic() >= deadline:
+            return {"ok": False, "error": error, "nodes": {r["address"]: r["code"] for r in rows}}
+        time.sleep(1)
+
+
+# ----------------------------------------------------------------------------- rollback
+
+
+def rollback(target, host: Host, backup_id=None, *, method="auto") -> dict:
+    """Restore a backup (default: the latest), reactivate, and prove the *old* certificate is
+    served again."""
+    started = time.monotonic()
+    if backup_id:
+        manifest = backups.get(target.backup_dir, backup_id, target.node)
+    else:
+        manifest = backups.latest(target.backup_dir, target.node)
+    restored = backups.restore(target.backup_dir, manifest, node=target.node)
+    config_changed = target.config_file in restored["restored"]
+    host.progress(f"{target.node}: restored backup {manifest['backup_id']}")
+    expected = material.on_disk(target)["keystore"]["fingerprint"]
+    try:
+        activation = activate(
+            target, host, method=method, restart_required=config_changed or not _serving(target)
+        )
+        activation_error = None
+    except StepFailed as exc:
+        activation, activation_error = None, str(exc)
+    evidence = verify(target, host, expected)
+    return {
+        "backup_id": manifest["backup_id"],
+        "restored": restored["restored"],
+        "activation": activation,
+        "activation_error": activation_error,
+        "expected": expected,
+        "verification": evidence,
+        "verified": evidence["ok"],
+        "seconds": _since(started),
+    }
+
+
+def _serving(target) -> bool:
+    try:
+        probe.served_certificate(
+            target.rpc_address, target.client_port, material.probe_context(target), timeout=3
+        )
+        return True
+    except (probe.ProbeError, SaltInvocationError, CommandExecutionError):
+        return False
+
+
+# ----------------------------------------------------------------------------- deploy
+
+
+def plan(target, bundle: cb.Bundle) -> dict:
+    """What ``deploy`` would do, with no side effect: the diff ``test=True`` shows."""
+    disk = material.on_disk(target)
+    old = (disk["keystore"] or {}).get("fingerprint")
+    installing = install(target, bundle, test=True)
+    config = configure(target, test=True)
+    return {
+        "old_fingerprint": old,
+        "new_fingerprint": bundle.fingerprint,
+        "files": installing["changed"] + ([target.config_file] if config["changes"] else []),
+        "config_changes": config["changes"],
+        "method": resolve_method("auto", config["restart_required"]),
+    }
+
+
+def deploy(
+    target,
+    host: Host,
+    bundle: cb.Bundle,
+    *,
+    method="auto",
+    peers=None,
+    skip_cross_trust=False,
+    now=None,
+) -> dict:
+    """validate -> backup -> install -> configure -> activate -> verify; automatic rollback.
+
+    Invalid input raises ``SaltInvocationError`` before anything changes. Afterwards the outcome
+    is ``deployed``, ``rolled_back`` or ``rollback_failed``.
+    """
+    resolve_method(method, False)
+    timings, result = {}, {"node": target.node, "target": target.name}
+    started = time.monotonic()
+
+    t = time.monotonic()
+    validation = validate(target, bundle, peers=peers, skip_cross_trust=skip_cross_trust, now=now)
+    timings["validate"] = _since(t)
+    if not validation["valid"]:
+        cb.raise_on_failures(validation["findings"], target.node)
+    result["validation"] = validation["findings"]
+    result["old_fingerprint"] = (material.on_disk(target)["keystore"] or {}).get("fingerprint")
+    result["new_fingerprint"] = bundle.fingerprint
+    host.progress(f"{target.node}: validated {bundle.fingerprint[:16]}")
+
+    t = time.monotonic()
+    result["backup"] = backup(target, note={"reason": "deploy", "to": bundle.fingerprint})
+    timings["backup"] = _since(t)
+    step = "install"
+    try:
+        t = time.monotonic()
+        result["install"] = install(target, bundle)
+        timings["install"] = _since(t)
+        step = "configure"
+        t = time.monotonic()
+        result["configure"] = configure(target)
+        timings["configure"] = _since(t)
+        step = "activate"
+        host.progress(f"{target.node}: activating")
+        t = time.monotonic()
+        result["activation"] = activate(
+            target, host, method=method, restart_required=result["configure"]["restart_required"]
+        )
+        timings["activate"] = _since(t)
+        step = "verify"
+        t = time.monotonic()
+        result["verification"] = verify(target, host, bundle.fingerprint)
+        timings["verify"] = _since(t)
+        if not result["verification"]["ok"]:
+            raise StepFailed(f"{target.node}: verification failed: {_why(result['verification'])}")
+        result["outcome"] = "deployed"
+    except (StepFailed, CommandExecutionError, OSError) as exc:
+        result["failed_step"], result["error"] = step, str(exc)
+        host.progress(f"{target.node}: {step} failed, rolling back")
+        t = time.monotonic()
+        try:
+            result["rollback"] = rollback(target, host, result["backup"]["backup_id"])
+            verified = result["rollback"]["verified"]
+        except (StepFailed, CommandExecutionError, SaltInvocationError, OSError) as rb_exc:
+            result["rollback"] = {"error": str(rb_exc)}
+            verified = False
+        timings["rollback"] = _since(t)
+        result["outcome"] = "rolled_back" if verified else "rollback_failed"
+    timings["total"] = _since(started)
+    result["timings"] = timings
+    record(target, host, result)
+    return result
+
+
+def _why(evidence: dict) -> str:
+    parts = []
+    for label in ("client", "internode"):
+        e = evidence[label]
+        if not e["matched"]:
+            parts.append(f"{label} port serves {e['served'] or e['error']}")
+    for label in ("cql", "ring"):
+        if not evidence[label]["ok"]:
+            parts.append(f"{label}: {evidence[label].get('error')}")
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- record/status
+
+
+def record_path(target, host: Host) -> str:
+    return os.path.join(host.cachedir, "certdeploy", f"{target.name}-last.json")
+
+
+def record(target, host: Host, result: dict) -> None:
+    """Keep the last deployment's public facts on the minion (no key material)."""
+    summary = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "epoch": time.time(),
+        **{
+            k: result.get(k)
+            for k in ("outcome", "old_fingerprint", "new_fingerprint", "failed_step", "error")
+        },
+        "backup_id": (result.get("backup") or {}).get("backup_id"),
+        "timings": result.get("timings"),
+    }
+    path = record_path(target, host)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    files.atomic_write(path, json.dumps(summary, indent=2).encode(), mode=0o600)
+
+
+def last_record(target, host: Host) -> dict | None:
+    try:
+        with open(record_path(target, host)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def status(target, host: Host) -> dict:
+    ctx = material.probe_context(target) if os.path.exists(target.keystore) else None
+    served = {}
+    for label, address, port in (
+        ("client", target.rpc_address, target.client_port),
+        ("internode", target.listen_address, target.internode_port),
+    ):
+        try:
+            served[label] = probe.served_fingerprint(address, port, ctx or probe.client_context())
+        except probe.ProbeError as exc:
+            served[label] = {"error": str(exc)}
+    return {
+        "node": target.node,
+        "target": target.name,
+        "served": served,
+        "on_disk": material.on_disk(target),
+        "backups": [
+            {"backup_id": m["backup_id"], "created": m["created"]}
+            for m in backups.list_backups(target.backup_dir)
+        ],
+        "last_deployment": last_record(target, host),
+    }
