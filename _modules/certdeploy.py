@@ -221,7 +221,7 @@ def verify(target="cassandra", expected=None, timeout=None):
     return certdeploy_node.verify(tgt, _host(), expected, timeout=timeout)
 
 
-def rollback(target="cassandra", backup_id=None, method="auto"):
+def rollback(target="cassandra", backup_id=None, method="auto", timeout=None):
     """
     Restore a backup (default: the latest) atomically, reactivate, and verify that the old
     certificate is served again.
@@ -234,7 +234,7 @@ def rollback(target="cassandra", backup_id=None, method="auto"):
     """
     tgt = _target(target)
     try:
-        result = certdeploy_node.rollback(tgt, _host(), backup_id, method=method)
+        result = certdeploy_node.rollback(tgt, _host(), backup_id, method=method, timeout=timeout)
     except certdeploy_node.StepFailed as exc:
         raise CommandExecutionError(str(exc)) from exc
     outcome = "rolled_back" if result["verified"] else "failed"
@@ -242,11 +242,19 @@ def rollback(target="cassandra", backup_id=None, method="auto"):
     return result
 
 
-def deploy(target="cassandra", method="auto", peers=None, skip_cross_trust=False, bundle=None):
+def deploy(
+    target="cassandra",
+    method="auto",
+    peers=None,
+    skip_cross_trust=False,
+    verify_timeout=None,
+    bundle=None,
+):
     """
     The safe path: validate -> backup -> install -> configure -> activate -> verify. Any
     failure after the backup rolls back automatically. Returns per-step timings, the evidence,
-    and the outcome: ``deployed``, ``rolled_back`` or ``rollback_failed``.
+    and the outcome: ``deployed``, ``rolled_back`` or ``rollback_failed``. ``verify_timeout``
+    (seconds) overrides the target's ``verify_timeout`` for the verification and the rollback.
 
     CLI Example:
 
@@ -263,6 +271,7 @@ def deploy(target="cassandra", method="auto", peers=None, skip_cross_trust=False
         method=method,
         peers=peers,
         skip_cross_trust=skip_cross_trust,
+        verify_timeout=verify_timeout,
     )
     outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
         result["outcome"], "failed"

@@ -79,6 +79,24 @@ def on_disk(target) -> dict:
     return result
 
 
+def configured_fingerprint(target) -> str | None:
+    """Fingerprint of the keystore cassandra.yaml points the client port at right now: what
+    the node serves once (re)activated. ``None`` when it cannot be read."""
+    import certdeploy_cassandra_yaml as cyaml
+
+    try:
+        client = cyaml.read_tls(target.config_file, node=target.node)["client_encryption_options"]
+        pem = "PEMBased" in str((client.get("ssl_context_factory") or {}).get("class_name"))
+        with open(client["keystore"], "rb") as fh:
+            data = fh.read()
+        _key, cert, _chain = cb.open_keystore(
+            data, "pem" if pem else "pkcs12", client.get("keystore_password"), target.node
+        )
+        return cb.fingerprint(cert)
+    except (OSError, KeyError, TypeError, SaltInvocationError, CommandExecutionError):
+        return None
+
+
 def open_current_keystore(target):
     with open(target.keystore, "rb") as fh:
         data = fh.read()

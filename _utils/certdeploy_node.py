@@ -60,9 +60,11 @@ def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, n
         peers=peers,
         skip_cross_trust=skip_cross_trust,
     )
-    findings.append(
-        cb.keystore_check(bundle, target.store_type, target.keystore_password, target.node)
-    )
+    if all(f["ok"] for f in findings if f["check"] == "key_match"):
+        # Building a keystore from a key that does not match its cert cannot succeed.
+        findings.append(
+            cb.keystore_check(bundle, target.store_type, target.keystore_password, target.node)
+        )
     return {
         "node": target.node,
         "valid": all(f["ok"] for f in findings),
@@ -76,12 +78,15 @@ def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, n
 
 
 def backup(target, note=None) -> dict:
+    """Snapshot the managed files. The note records the fingerprint the node had, which is
+    what a rollback to this backup must prove is served again."""
+    fingerprint = material.configured_fingerprint(target)
     manifest = backups.create(
         target.backup_dir,
         target.managed_files(),
         node=target.node,
         keep=target.backup_keep,
-        note=note or {},
+        note={**(note or {}), "fingerprint": fingerprint},
     )
     return {"backup_id": manifest["backup_id"], "files": sorted(manifest["files"])}
 
@@ -267,7 +272,7 @@ def _check_ring(target, host: Host, deadline: float) -> dict:
 # ----------------------------------------------------------------------------- rollback
 
 
-def rollback(target, host: Host, backup_id=None, *, method="auto") -> dict:
+def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None) -> dict:
     """Restore a backup (default: the latest), reactivate, and prove the *old* certificate is
     served again."""
     started = time.monotonic()
@@ -278,7 +283,14 @@ def rollback(target, host: Host, backup_id=None, *, method="auto") -> dict:
     restored = backups.restore(target.backup_dir, manifest, node=target.node)
     config_changed = target.config_file in restored["restored"]
     host.progress(f"{target.node}: restored backup {manifest['backup_id']}")
-    expected = material.on_disk(target)["keystore"]["fingerprint"]
+    expected = (manifest.get("note") or {}).get("fingerprint") or (
+        material.on_disk(target)["keystore"] or {}
+    ).get("fingerprint")
+    if not expected:
+        raise CommandExecutionError(
+            f"{target.node}: backup {manifest['backup_id']} restored, but no keystore fingerprint "
+            f"is known to verify against. Fix: check {target.keystore} and run certdeploy.verify"
+        )
     try:
         activation = activate(
             target, host, method=method, restart_required=config_changed or not _serving(target)
@@ -286,7 +298,7 @@ def rollback(target, host: Host, backup_id=None, *, method="auto") -> dict:
         activation_error = None
     except StepFailed as exc:
         activation, activation_error = None, str(exc)
-    evidence = verify(target, host, expected)
+    evidence = verify(target, host, expected, timeout=timeout)
     return {
         "backup_id": manifest["backup_id"],
         "restored": restored["restored"],
@@ -336,6 +348,7 @@ def deploy(
     peers=None,
     skip_cross_trust=False,
     now=None,
+    verify_timeout=None,
 ) -> dict:
     """validate -> backup -> install -> configure -> activate -> verify; automatic rollback.
 
@@ -377,7 +390,7 @@ def deploy(
         timings["activate"] = _since(t)
         step = "verify"
         t = time.monotonic()
-        result["verification"] = verify(target, host, bundle.fingerprint)
+        result["verification"] = verify(target, host, bundle.fingerprint, timeout=verify_timeout)
         timings["verify"] = _since(t)
         if not result["verification"]["ok"]:
             raise StepFailed(f"{target.node}: verification failed: {_why(result['verification'])}")
@@ -387,7 +400,9 @@ def deploy(
         host.progress(f"{target.node}: {step} failed, rolling back")
         t = time.monotonic()
         try:
-            result["rollback"] = rollback(target, host, result["backup"]["backup_id"])
+            result["rollback"] = rollback(
+                target, host, result["backup"]["backup_id"], timeout=verify_timeout
+            )
             verified = result["rollback"]["verified"]
         except (StepFailed, CommandExecutionError, SaltInvocationError, OSError) as rb_exc:
             result["rollback"] = {"error": str(rb_exc)}

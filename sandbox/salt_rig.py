@@ -74,7 +74,7 @@ def minion_config(rig: Path, minion_id: str, ret_port: int) -> dict:
         "cachedir": str(root / "cache"),
         "sock_dir": str(root / "s"),
         "pidfile": str(root / "minion.pid"),
-        "log_file": str(rig / "salt" / "logs" / f"{minion_id}.log"),
+        "log_file": str(root / "minion.log"),
         "log_level_logfile": "info",
         "acceptance_wait_time": 1,
         "random_reauth_delay": 0,

@@ -75,3 +75,61 @@ def synced(rig, salt_cli):
     ret = salt_cli.run("saltutil.sync_all", minion_tgt="*")
     assert ret.returncode == 0, ret
     return ret.data
+
+
+class EventBus:
+    """Every event on the master bus, collected by a background listener, for tests that
+    wait for a tag or scan all traffic (key hygiene)."""
+
+    def __init__(self, opts):
+        import threading
+
+        self.opts = opts
+        self.events: list[dict] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _listen(self):
+        import salt.utils.event
+
+        bus = salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=True)
+        bus.subscribe("")
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                event = bus.get_event(wait=0.5, full=True, no_block=False)
+                if event:
+                    event["received"] = time.time()
+                    self.events.append(event)
+        finally:
+            bus.destroy()
+
+    def since(self, started: float, prefix: str = "") -> list[dict]:
+        return [
+            e
+            for e in list(self.events)
+            if e["received"] >= started and e.get("tag", "").startswith(prefix)
+        ]
+
+    def wait_for(self, prefix: str, started: float, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.since(started, prefix)
+            if found:
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no event {prefix!r} within {timeout}s")
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def event_bus(master_opts):
+    bus = EventBus(master_opts)
+    yield bus
+    bus.stop()

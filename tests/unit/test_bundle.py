@@ -17,14 +17,13 @@ sys.path.insert(0, str(REPO / "_utils"))
 sys.path.insert(0, str(REPO))
 
 import certdeploy_bundle as cb  # noqa: E402
-from cryptography import x509  # noqa: E402
-from cryptography.exceptions import UnsupportedAlgorithm  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, x25519  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
 from salt.exceptions import SaltInvocationError  # noqa: E402
 
 from sandbox import pki  # noqa: E402
+from sandbox.pki import _content, _len, _seq, _tlvs  # noqa: E402
 
 NODE = "cass1"
 NAMES = {"ips": ["127.0.0.1"], "dns": ["cass1"]}
@@ -123,63 +122,9 @@ def load_error(data, field, *words):
     return message
 
 
-# ----------------------------------------------------------------------------- SHA-1 maker
-
-# cryptography >= 45 with OpenSSL refuses to *build* a SHA-1 certificate ("Hash algorithm
-# "sha1" not supported for signatures"), yet still signs raw bytes with SHA-1. So when
-# ``ca.issue(hash_alg=SHA1())`` raises, the test builds the certificate with SHA-256, swaps
-# the signature AlgorithmIdentifier (inside the TBS and outside it) for ecdsa-with-SHA1 and
-# re-signs the TBS bytes with the issuer's key: a genuine SHA-1 certificate.
-
-_ECDSA_WITH_SHA1 = bytes.fromhex("300906072a8648ce3d0401")  # SEQUENCE { OID 1.2.840.10045.4.1 }
-
-
-def _tlvs(data):
-    out, i = [], 0
-    while i < len(data):
-        tag, length, i = data[i], data[i + 1], i + 2
-        if length & 0x80:
-            size = length & 0x7F
-            length, i = int.from_bytes(data[i : i + size], "big"), i + size
-        out.append(bytes([tag]) + _len(length) + data[i : i + length])
-        i += length
-    return out
-
-
-def _len(n):
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _seq(*parts):
-    body = b"".join(parts)
-    return b"\x30" + _len(len(body)) + body
-
-
-def _content(tlv):
-    """The value of one whole TLV (tag, length, value)."""
-    return tlv[2:] if tlv[1] < 0x80 else tlv[2 + (tlv[1] & 0x7F) :]
-
-
-def resign_sha1(cert, issuer_key):
-    tbs_tlv, _alg, _sig = _tlvs(_content(cert.public_bytes(serialization.Encoding.DER)))
-    fields = _tlvs(_content(tbs_tlv))
-    fields[2] = _ECDSA_WITH_SHA1  # the TBS copy of the signature algorithm
-    tbs = _seq(*fields)
-    signature = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA1()))
-    bit_string = b"\x03" + _len(len(signature) + 1) + b"\x00" + signature
-    return x509.load_der_x509_certificate(_seq(tbs, _ECDSA_WITH_SHA1, bit_string))
-
-
 @pytest.fixture(scope="module")
 def sha1_leaf(inter):
-    try:
-        return inter.issue_node(1, key_type="ec256", hash_alg=hashes.SHA1())
-    except UnsupportedAlgorithm:
-        made = inter.issue_node(1, key_type="ec256")
-        return pki.Leaf(made.key, resign_sha1(made.cert, inter.key), made.chain)
+    return pki.sha1_leaf(inter, 1)
 
 
 def test_sha1_leaf_is_a_genuine_sha1_certificate(sha1_leaf, inter):
