@@ -1,0 +1,140 @@
+"""The execution module and state through real Salt loaders (pytest-salt-factories'
+``Loaders``), on a node directory with real stores and a real cassandra.yaml but no JVM:
+the pure steps, and every bad input refused before a byte changes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import salt.config
+from salt.exceptions import SaltInvocationError
+from saltfactories.utils.functional import Loaders
+
+from sandbox import pki
+from sandbox.rig import Rig
+from tests.integration.test_bad_input import CASE_NAMES, _cases
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def offline_rig(tmp_path_factory):
+    """The sandbox's own PKI, stores, yaml and pillar, written to disk; nothing started."""
+    rig = Rig(tmp_path_factory.mktemp("rig"))
+    rig.issue_pki()
+    for node in rig.all_nodes():
+        node.write_config(rig.tls_sections(node))
+    return rig
+
+
+def offline_pillar(rig, target=None, extra=None) -> dict:
+    """Node 2's sandbox pillar, made harmless: no port and no nodetool reach a live node,
+    even if a sandbox happens to run on this machine."""
+    pillar = rig.pillar_for(rig.node(2))
+    node = pillar["certdeploy"]["targets"]["cassandra"]
+    node.update(client_port=1, internode_port=1, verify_timeout=1, **(target or {}))
+    node["control"] = {"nodetool": ["false"], "start": ["false"], "stop": ["false"]}
+    pillar["certdeploy"].update(extra or {})
+    return pillar
+
+
+@pytest.fixture
+def make_loaders(offline_rig, tmp_path):
+    def make(target=None, extra=None, test=False):
+        opts = salt.config.minion_config(None)
+        opts.update(
+            id="cass2",
+            file_client="local",
+            test=test,
+            cachedir=str(tmp_path / "cache"),
+            pillar_roots={"base": [str(tmp_path / "no-pillar")]},
+            module_dirs=[str(REPO / "_modules")],
+            states_dirs=[str(REPO / "_states")],
+            utils_dirs=[str(REPO / "_utils")],
+            pillar=offline_pillar(offline_rig, target, extra),
+        )
+        return Loaders(opts)
+
+    return make
+
+
+@pytest.fixture
+def loaders(make_loaders):
+    return make_loaders()
+
+
+def tree(rig) -> dict:
+    home = rig.node(2).home
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file()
+    }
+
+
+def good_bundle(rig):
+    return pki.bundle_dict(rig.issuing_ca().issue_node(2, key_type="ec256"), rig.root_ca().cert)
+
+
+def test_every_public_function_has_a_cli_example(loaders):
+    funcs = [name for name in loaders.modules if name.startswith("certdeploy.")]
+    assert len(funcs) >= 10
+    for name in funcs:
+        doc = loaders.modules[name].__doc__ or ""
+        assert "CLI Example:" in doc and "salt " in doc, name
+
+
+def test_validate_backup_install_configure_plan(loaders, offline_rig):
+    mod = loaders.modules.certdeploy
+    bundle = good_bundle(offline_rig)
+    report = mod.validate(bundle=bundle, skip_cross_trust=True)
+    assert report["valid"], report["findings"]
+    assert [f["check"] for f in report["findings"]][:2] == ["chain", "key_match"]
+
+    plan = mod.plan(bundle=bundle)
+    assert plan["method"] == "reload" and plan["config_changes"] == []
+    assert plan["files"] == [str(offline_rig.keystore_path(offline_rig.node(2)))]
+
+    backup = mod.backup()
+    assert backup["files"] == ["config", "keystore", "truststore"]
+    first = mod.install(bundle=bundle)
+    assert first["written"] and first["changed"] == plan["files"]
+    again = mod.install(bundle=bundle)  # idempotent: same material, no write
+    assert again == {"changed": [], "written": False}
+    assert mod.configure(test=True)["changes"] == []
+    on_disk = mod.status()["on_disk"]["keystore"]
+    assert on_disk["fingerprint"] == report["fingerprint"]
+    assert mod.targets() == ["cassandra"]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_input_refused_before_any_change(name, make_loaders, offline_rig):
+    bundle, target, _kwargs, words = _cases(offline_rig)[name]
+    loaders = make_loaders(target=target)
+    before = tree(offline_rig)
+    with pytest.raises(SaltInvocationError) as err:
+        loaders.modules.certdeploy.deploy(bundle=bundle, skip_cross_trust=True)
+    message = str(err.value)
+    assert "cass2" in message and "Fix" in message, message
+    for word in words:
+        assert word.lower() in message.lower(), (word, message)
+    assert tree(offline_rig) == before
+
+
+def test_state_dry_run_shows_diff_and_changes_nothing(make_loaders, offline_rig):
+    bundle = good_bundle(offline_rig)
+    loaders = make_loaders(extra={"bundle": bundle}, test=True)
+    before = tree(offline_rig)
+    ret = loaders.states.certdeploy.deployed("tls", skip_cross_trust=True)
+    # No JVM here: status reports the ports as not serving, and the diff is still honest.
+    assert ret.result is None, ret.comment
+    assert (
+        ret.changes["fingerprint"]["new"]
+        == pki.x509.load_pem_x509_certificate(bundle["cert"].encode())
+        .fingerprint(pki.hashes.SHA256())
+        .hex()
+    )
+    assert ret.changes["method"] == "reload"
+    assert tree(offline_rig) == before
