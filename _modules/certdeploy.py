@@ -16,6 +16,8 @@ import logging
 from salt.exceptions import CommandExecutionError
 
 try:
+    import certdeploy_bundle
+    import certdeploy_health
     import certdeploy_material
     import certdeploy_node
     import certdeploy_target
@@ -127,8 +129,6 @@ def peer_info(target="cassandra"):
         salt 'cass*' certdeploy.peer_info
     """
     tgt = _target(target)
-    import certdeploy_bundle
-
     try:
         return {
             "node": tgt.node,
@@ -322,3 +322,101 @@ def targets():
         salt '*' certdeploy.targets
     """
     return certdeploy_target.target_names(__pillar__)
+
+
+def describe(target="cassandra"):
+    """
+    The target's public description from pillar: node, addresses, ports, dc, rack, store
+    type and paths (never passwords). The rollout runner plans from this.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.describe
+    """
+    cluster = (__pillar__.get("certdeploy") or {}).get("cluster") or "default"
+    return {**_target(target).public(), "cluster": str(cluster)}
+
+
+def bundle_public(target="cassandra"):
+    """
+    The public half of the pending bundle: new leaf + chain and the new trust CAs (PEM), for
+    whole-plan cross-trust checks on the master. No key material.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.bundle_public
+    """
+    tgt = _target(target)
+    new = _bundle(tgt)
+    return {
+        "node": tgt.node,
+        "fingerprint": new.fingerprint,
+        "chain_pem": certdeploy_bundle.cert_pem(new.cert, *new.chain),
+        "trust_pem": certdeploy_bundle.cert_pem(*new.trust),
+        "certificate": new.public_summary(),
+    }
+
+
+def ring(target="cassandra"):
+    """
+    ``nodetool status`` of this node, parsed: one row per ring member with dc, rack and the
+    two-letter state (UN, DN, UJ...).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass1 certdeploy.ring
+    """
+    tgt = _target(target)
+    try:
+        return certdeploy_node.ring_rows(tgt, _host())
+    except certdeploy_node.StepFailed as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def keyspaces(target="cassandra"):
+    """
+    Replication settings of every keyspace (CQL over TLS from this node), for the planner.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass1 certdeploy.keyspaces
+    """
+    tgt = _target(target)
+    try:
+        return certdeploy_health.keyspaces(tgt)
+    except Exception as exc:  # noqa: BLE001 - the driver raises many types
+        raise CommandExecutionError(f"{tgt.node}: cannot read keyspaces over CQL: {exc}") from exc
+
+
+def health_gate(
+    expect, target="cassandra", keyspace="certdeploy_health", replication=None, timeout=60, settle=0
+):
+    """
+    The health gate, checked from this node: ring all UN, a QUORUM write + read over TLS in
+    ``keyspace`` (created if absent with ``replication``), and every address in ``expect``
+    serving its expected fingerprint on the client and internode ports.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass1 certdeploy.health_gate expect='{"127.0.0.2": "<sha256>"}'
+    """
+    tgt = _target(target)
+    return certdeploy_health.gate(
+        tgt,
+        _host(),
+        dict(expect),
+        keyspace=keyspace,
+        replication=replication,
+        timeout=float(timeout),
+        settle=float(settle),
+    )

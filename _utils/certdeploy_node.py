@@ -159,6 +159,12 @@ def activate(target, host: Host, *, method="auto", restart_required=False) -> di
         if res["retcode"] != 0:
             raise StepFailed(f"{target.node}: nodetool reloadssl failed: {res['stderr'][-300:]}")
     else:
+        # Stop serving clients first and give their drivers a moment to move to other
+        # replicas; then drain (flush, stop accepting writes) and stop.
+        res = nodetool(target, host, "disablebinary")
+        steps.append({"step": "disablebinary", "retcode": res["retcode"]})
+        if res["retcode"] == 0 and target.drain_grace:
+            time.sleep(target.drain_grace)
         res = nodetool(target, host, "drain", timeout=300)
         steps.append({"step": "drain", "retcode": res["retcode"]})  # a down node cannot drain
         host.progress(f"{target.node}: drained, stopping")

@@ -34,6 +34,7 @@ PROFILES = {
         "min_days_remaining": 30,
         "verify_timeout": 60,
         "start_timeout": 240,
+        "drain_grace": 5,
         "control": {},
         "verify_client": {},
         "encryption_options": {},
@@ -79,6 +80,7 @@ class Target:
     min_days_remaining: int
     verify_timeout: float
     start_timeout: float
+    drain_grace: float  # seconds between disablebinary and drain, for clients to move away
     control: Control
     verify_client: dict  # optional {"cert": path, "key": path}: the identity CQL checks use
     encryption_options: dict  # extra yaml keys to enforce: {"server": {...}, "client": {...}}
@@ -226,6 +228,7 @@ def load_target(pillar: dict, name: str = "cassandra", minion_id: str = "") -> T
         min_days_remaining=int(data["min_days_remaining"]),
         verify_timeout=float(data["verify_timeout"]),
         start_timeout=float(data["start_timeout"]),
+        drain_grace=float(data["drain_grace"]),
         control=Control(
             start=tuple(control["start"]) if control.get("start") else None,
             stop=tuple(control["stop"]) if control.get("stop") else None,

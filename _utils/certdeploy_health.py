@@ -1,0 +1,140 @@
+"""Cluster-level checks run *from* a node: the health gate between rollout steps, the
+keyspace replication the planner needs, and the public material peers exchange.
+
+The gate runs on a node other than the one just changed, so it proves what the rest of the
+cluster sees: the ring is all UN, a QUORUM write and read over TLS succeed (at RF 3 that
+crosses internode TLS to the changed node), and the changed node serves the new certificate.
+"""
+
+from __future__ import annotations
+
+import time
+
+import certdeploy_material as material
+import certdeploy_node as node_steps
+import certdeploy_probe as probe
+import certdeploy_ring as ring
+
+DEFAULT_KEYSPACE = "certdeploy_health"
+
+
+def _session(target, timeout=10):
+    from cassandra.cluster import Cluster
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    cluster = Cluster(
+        [target.rpc_address],
+        port=target.client_port,
+        ssl_context=material.cql_context(target),
+        load_balancing_policy=WhiteListRoundRobinPolicy([target.rpc_address]),
+        connect_timeout=timeout,
+        control_connection_timeout=timeout,
+        protocol_version=5,
+    )
+    return cluster, cluster.connect()
+
+
+def keyspaces(target) -> list[dict]:
+    """Replication of every keyspace, for the planner: ``{name, class, replication}``."""
+    cluster, session = _session(target)
+    try:
+        rows = session.execute("SELECT keyspace_name, replication FROM system_schema.keyspaces")
+        result = []
+        for row in rows:
+            replication = dict(row.replication)
+            klass = replication.pop("class", "")
+            result.append({"name": row.keyspace_name, "class": klass, "replication": replication})
+        return result
+    finally:
+        cluster.shutdown()
+
+
+def quorum_roundtrip(target, keyspace: str, replication: dict, timeout=15.0) -> dict:
+    """CREATE IF NOT EXISTS the health keyspace, then write and read a row at QUORUM."""
+    from cassandra import ConsistencyLevel
+    from cassandra.query import SimpleStatement
+
+    started = time.monotonic()
+    cluster, session = _session(target, timeout)
+    try:
+        options = ", ".join(f"'{k}': '{v}'" for k, v in sorted(replication.items()))
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{{options}}}",
+            timeout=timeout,
+        )
+        session.execute(
+            f"CREATE TABLE IF NOT EXISTS {keyspace}.gate (k text PRIMARY KEY, v text)",
+            timeout=timeout,
+        )
+        value = f"{target.node}@{time.time():.3f}"
+        write = SimpleStatement(
+            f"INSERT INTO {keyspace}.gate (k, v) VALUES (%s, %s)",
+            consistency_level=ConsistencyLevel.QUORUM,
+        )
+        read = SimpleStatement(
+            f"SELECT v FROM {keyspace}.gate WHERE k = %s",
+            consistency_level=ConsistencyLevel.QUORUM,
+        )
+        session.execute(write, (target.node, value), timeout=timeout)
+        row = session.execute(read, (target.node,), timeout=timeout).one()
+        ok = row is not None and row.v == value
+        return {"ok": ok, "seconds": round(time.monotonic() - started, 3)}
+    finally:
+        cluster.shutdown()
+
+
+def gate(
+    target,
+    host,
+    expect: dict,
+    *,
+    keyspace=DEFAULT_KEYSPACE,
+    replication=None,
+    timeout=60.0,
+    settle=0.0,
+) -> dict:
+    """The health gate, retried until ``timeout``. ``expect`` maps the changed nodes'
+    addresses to the fingerprint each must serve (client and internode ports)."""
+    replication = replication or {"class": "SimpleStrategy", "replication_factor": 3}
+    started = time.monotonic()
+    deadline = started + timeout
+    result = {"from": target.node}
+    ctx = material.probe_context(target)
+    while True:
+        result["served"] = _served(expect, target, ctx)
+        try:
+            rows = node_steps.ring_rows(target, host)
+            result["ring"] = {r["address"]: r["code"] for r in rows}
+            ring_ok = ring.ring_healthy(rows)
+        except Exception as exc:  # noqa: BLE001 - report, retry
+            result["ring"], ring_ok = {"error": str(exc)[:300]}, False
+        try:
+            result["cql"] = quorum_roundtrip(target, keyspace, replication)
+        except Exception as exc:  # noqa: BLE001 - driver errors are many; all mean "no"
+            result["cql"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
+        served_ok = all(
+            v["client"] == v["expected"] == v["internode"] for v in result["served"].values()
+        )
+        result["ok"] = ring_ok and result["cql"]["ok"] and served_ok
+        if result["ok"] or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if result["ok"] and settle:
+        # Give clients' drivers time to see a restarted node up again before the next one
+        # goes down; otherwise they briefly have only RF-2 replicas to talk to.
+        time.sleep(settle)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _served(expect: dict, target, ctx) -> dict:
+    served = {}
+    for address, fingerprint in expect.items():
+        entry = {"expected": fingerprint}
+        for label, port in (("client", target.client_port), ("internode", target.internode_port)):
+            try:
+                entry[label] = probe.served_fingerprint(address, port, ctx)
+            except probe.ProbeError as exc:
+                entry[label] = f"error: {exc}"
+        served[address] = entry
+    return served

@@ -1,0 +1,471 @@
+"""A rolling, topology-aware, resumable certificate rollout across a cluster.
+
+    plan -> pre-flight (nothing changes anywhere) -> per batch: deploy -> health gate -> next
+
+Every transition is written to the job file before the next one starts, so ``resume``
+continues after a crash or a halt. The runner passes a :class:`Master` that reaches the
+minions; this module holds the sequencing and reads no Salt dunders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import certdeploy_job as jobs
+import certdeploy_plan as planner
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+ON_FAILURE = ("rollback_node", "rollback_all", "halt")
+
+
+@dataclass
+class Master:
+    """``call(minions, fun, kwargs, timeout) -> {minion: return}`` (missing = no answer);
+    ``expected(tgt, tgt_type) -> [minion ids]`` with accepted keys; ``fire(tag, data)`` on the
+    master bus; ``progress(message)`` to the person running ``salt-run``."""
+
+    call: Callable
+    expected: Callable
+    fire: Callable
+    progress: Callable
+    cachedir: str
+
+
+@dataclass(frozen=True)
+class Options:
+    target: str = "cassandra"
+    method: str = "auto"
+    canary: int = 1
+    max_unavailable: int = 1
+    parallel_racks: bool = False
+    on_failure: str = "rollback_node"
+    verify_timeout: float | None = None
+    gate_timeout: float = 90.0
+    settle: float = 10.0  # after a restart: let clients' drivers reconnect before moving on
+    health_keyspace: str = "certdeploy_health"
+    call_timeout: float = 600.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _ok(ret) -> bool:
+    return isinstance(ret, dict)
+
+
+def _err(ret) -> str:
+    return ret if isinstance(ret, str) else f"no answer ({ret!r})"
+
+
+# ----------------------------------------------------------------------------- pre-flight
+
+
+def preflight(master: Master, minions: list[str], opts: Options) -> dict:
+    """Everything checked before anything changes. Returns facts and ``problems``."""
+    problems: list[str] = []
+    kw = {"target": opts.target}
+    described = master.call(minions, "certdeploy.describe", kw, 60)
+    down = [m for m in minions if not _ok(described.get(m))]
+    if down:
+        problems.append(
+            "targets not answering or misconfigured: "
+            + "; ".join(f"{m}: {_err(described.get(m))}" for m in down)
+        )
+        return {"problems": problems, "described": described}
+    probe_node = minions[0]
+    ring_rows = master.call([probe_node], "certdeploy.ring", kw, 120).get(probe_node)
+    if not isinstance(ring_rows, list):
+        problems.append(f"cannot read the ring from {probe_node}: {_err(ring_rows)}")
+        ring_rows = []
+    not_un = [f"{r['address']}={r['code']}" for r in ring_rows if r["code"] != "UN"]
+    if not_un:
+        problems.append(f"ring is not all UN: down or moving nodes {not_un}")
+    keyspace_rows = master.call([probe_node], "certdeploy.keyspaces", kw, 120).get(probe_node)
+    if not isinstance(keyspace_rows, list):
+        problems.append(f"cannot read keyspaces via {probe_node}: {_err(keyspace_rows)}")
+        keyspace_rows = []
+    current = master.call(minions, "certdeploy.peer_info", kw, 60)
+    pending = master.call(minions, "certdeploy.bundle_public", kw, 60)
+    for name, answers in (("installed material", current), ("pending bundle", pending)):
+        bad = [m for m in minions if not _ok(answers.get(m))]
+        if bad:
+            problems.append(
+                f"{name} unreadable on " + "; ".join(f"{m}: {_err(answers.get(m))}" for m in bad)
+            )
+    validations = {}
+    if not problems:
+        # Cross-trust for the whole plan: every new bundle against every node's current
+        # *and* future material, because mid-rollout old and new certificates coexist.
+        peers = [{"node": f"{m} (current)", **_pick(current[m])} for m in minions] + [
+            {"node": f"{m} (new)", **_pick(pending[m])} for m in minions
+        ]
+        validations = master.call(minions, "certdeploy.validate", {**kw, "peers": peers}, 120)
+        for m in minions:
+            report = validations.get(m)
+            if not _ok(report):
+                problems.append(f"{m}: validation error: {_err(report)}")
+                continue
+            for finding in report["findings"]:
+                if not finding["ok"]:
+                    problems.append(
+                        f"{m}: {finding['check']}: {finding['message']} Fix: {finding['fix']}"
+                    )
+    holder = jobs.lock_holder(master.cachedir, _cluster(described, minions))
+    if holder and not jobs.is_stale(holder):
+        problems.append(
+            f"cluster is locked by rollout {holder['job_id']} (pid {holder['pid']} on "
+            f"{holder['host']})"
+        )
+    return {
+        "problems": problems,
+        "described": described,
+        "ring": ring_rows,
+        "keyspaces": keyspace_rows,
+        "pending": {m: _public_summary(pending.get(m)) for m in minions},
+        "current": {m: _ok(current.get(m)) for m in minions},
+        "validations": {
+            m: {"valid": v.get("valid"), "fingerprint": v.get("fingerprint")}
+            for m, v in validations.items()
+            if _ok(v)
+        },
+    }
+
+
+def _pick(info: dict) -> dict:
+    return {"chain_pem": info["chain_pem"], "trust_pem": info["trust_pem"]}
+
+
+def _public_summary(info) -> dict | None:
+    if not _ok(info):
+        return None
+    return {"fingerprint": info["fingerprint"], **info.get("certificate", {})}
+
+
+def _cluster(described: dict, minions: list[str]) -> str:
+    for m in minions:
+        if _ok(described.get(m)) and described[m].get("cluster"):
+            return described[m]["cluster"]
+    return "default"
+
+
+def _topology(described: dict, minions: list[str]) -> list[dict]:
+    return [
+        {
+            "id": m,
+            "address": described[m]["listen_address"],
+            "dc": described[m]["dc"],
+            "rack": described[m]["rack"],
+        }
+        for m in minions
+    ]
+
+
+# ----------------------------------------------------------------------------- rollout
+
+
+def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, force=False):
+    if opts.on_failure not in ON_FAILURE:
+        raise SaltInvocationError(f"on_failure={opts.on_failure!r}: use one of {ON_FAILURE}")
+    minions = sorted(master.expected(tgt, tgt_type))
+    if not minions:
+        raise SaltInvocationError(f"master: no accepted minion matches {tgt!r} ({tgt_type})")
+    master.progress(f"pre-flight on {len(minions)} nodes: {', '.join(minions)}")
+    pre = preflight(master, minions, opts)
+    if pre["problems"] and not test:
+        raise CommandExecutionError(
+            "pre-flight refused the rollout; nothing was changed:\n  - "
+            + "\n  - ".join(pre["problems"])
+        )
+    topology = _topology(pre["described"], minions) if "ring" in pre else []
+    the_plan = (
+        planner.plan(
+            topology,
+            keyspaces=planner.normalise_keyspaces(pre.get("keyspaces", [])),
+            ring=[
+                {"id": r["address"], "address": r["address"], "dc": r["dc"], "rack": r["rack"]}
+                for r in pre.get("ring", [])
+            ]
+            or None,
+            canary=opts.canary,
+            max_unavailable=opts.max_unavailable,
+            parallel_racks=opts.parallel_racks,
+        )
+        if topology
+        else None
+    )
+    if test:
+        diffs = master.call(minions, "certdeploy.plan", {"target": opts.target}, 60)
+        return {
+            "test": True,
+            "changed": False,
+            "plan": the_plan,
+            "preflight": {k: v for k, v in pre.items() if k != "described"},
+            "diff": diffs,
+        }
+    cluster = _cluster(pre["described"], minions)
+    nodes = {
+        m: {
+            "address": pre["described"][m]["listen_address"],
+            "dc": pre["described"][m]["dc"],
+            "rack": pre["described"][m]["rack"],
+            "new_fingerprint": pre["pending"][m]["fingerprint"],
+            "not_after": pre["pending"][m].get("not_after"),
+        }
+        for m in minions
+    }
+    job = jobs.new_job(
+        "rollout", cluster, {"tgt": tgt, "tgt_type": tgt_type, **opts.as_dict()}, the_plan, nodes
+    )
+    lock = jobs.acquire(master.cachedir, cluster, job.job_id, force=force)
+    if lock["took_over"]:
+        master.progress(f"took over a {lock['took_over']} lock: {lock['previous']}")
+    jobs.save(master.cachedir, job)
+    master.fire(f"certdeploy/rollout/{job.job_id}/started", {"nodes": minions, "plan": the_plan})
+    master.progress(f"job {job.job_id}: batches {the_plan['batches']}")
+    try:
+        job = execute(master, job, opts)
+    finally:
+        jobs.release(master.cachedir, cluster, job.job_id)
+    return finish(master, job)
+
+
+def resume(master: Master, job_id: str, force=False) -> dict:
+    job = jobs.load(master.cachedir, job_id)
+    if job.get("status") == "succeeded":
+        return finish(master, job)
+    opts = Options(
+        **{k: v for k, v in job.get("params", {}).items() if k in Options.__dataclass_fields__}
+    )
+    lock = jobs.acquire(master.cachedir, job.get("cluster"), job_id, force=force)
+    if lock["took_over"]:
+        master.progress(f"took over a {lock['took_over']} lock from {lock['previous']}")
+    master.progress(f"resuming job {job_id}; done: {sorted(job.done())}")
+    # A node caught mid-step: find out what it actually serves before doing anything.
+    for node_id, node in job.nodes.items():
+        if node.get("state") == "running":
+            job = _reconcile(master, job, node_id, opts)
+    job = job.with_status("running", resumed=time.time())
+    jobs.save(master.cachedir, job)
+    try:
+        job = execute(master, job, opts)
+    finally:
+        jobs.release(master.cachedir, job.get("cluster"), job_id)
+    return finish(master, job)
+
+
+def _reconcile(master, job, node_id, opts):
+    status = master.call([node_id], "certdeploy.status", {"target": opts.target}, 60).get(node_id)
+    new = job.nodes[node_id]["new_fingerprint"]
+    if _ok(status) and status["served"] == {"client": new, "internode": new}:
+        master.progress(f"{node_id}: already serves the new certificate; gating it")
+        gate = _gate(master, job, [node_id], opts, restart=False)
+        state = "deployed" if gate.get("ok") else "pending"
+        return job.with_node(node_id, state=state, reconciled=True, gate=gate)
+    master.progress(f"{node_id}: interrupted before activation completed; will redeploy")
+    return job.with_node(node_id, state="pending", reconciled=True)
+
+
+def execute(master: Master, job: jobs.Job, opts: Options) -> jobs.Job:
+    while True:
+        batch = planner.next_batch(job.get("plan"), job.done())
+        if batch is None:
+            job = job.with_status("succeeded")
+            jobs.save(master.cachedir, job)
+            return job
+        job, failed = _run_batch(master, job, batch, opts)
+        jobs.save(master.cachedir, job)
+        if failed:
+            return _on_failure(master, job, failed, opts)
+
+
+def _run_batch(master, job, batch, opts):
+    for node_id in batch:
+        job = job.with_node(node_id, state="running")
+        _event(master, job, node_id, "deploying")
+    jobs.save(master.cachedir, job)
+    master.progress(f"deploying {', '.join(batch)}")
+    started = time.time()
+    kwargs = {"target": opts.target, "method": opts.method, "skip_cross_trust": True}
+    # Cross-trust was checked for the whole plan in pre-flight.
+    if opts.verify_timeout:
+        kwargs["verify_timeout"] = opts.verify_timeout
+    results = master.call(batch, "certdeploy.deploy", kwargs, opts.call_timeout)
+    ended = time.time()
+    failed, restarted = [], False
+    for node_id in batch:
+        ret = results.get(node_id)
+        if not _ok(ret):
+            job = job.with_node(node_id, state="failed", error=_err(ret))
+            failed.append(node_id)
+            continue
+        job = job.with_step(node_id, "deploy", started, ended, timings=ret.get("timings"))
+        method = (ret.get("activation") or {}).get("method")
+        restarted |= method == "restart"
+        job = job.with_node(
+            node_id,
+            old_fingerprint=ret.get("old_fingerprint"),
+            backup_id=(ret.get("backup") or {}).get("backup_id"),
+            method=method,
+            timings=ret.get("timings"),
+            evidence=_evidence(ret.get("verification")),
+            outcome=ret["outcome"],
+        )
+        if ret["outcome"] != "deployed":
+            job = job.with_node(node_id, state=ret["outcome"], error=ret.get("error"))
+            failed.append(node_id)
+        _event(master, job, node_id, ret["outcome"])
+        master.progress(f"{node_id}: {ret['outcome']} in {ret['timings'].get('total')}s")
+    if failed:
+        return job, failed
+    gate_started = time.time()
+    gate = _gate(master, job, batch, opts, restart=restarted)
+    for node_id in batch:
+        job = job.with_step(node_id, "health_gate", gate_started, time.time(), ok=gate.get("ok"))
+        job = job.with_node(node_id, gate=gate)
+    if not gate.get("ok"):
+        master.progress(f"health gate failed after {batch}: {gate}; rolling them back")
+        for node_id in batch:
+            job = _rollback_node(master, job, node_id, opts, state="rolled_back")
+            job = job.with_node(node_id, error=f"health gate failed: {gate}")
+        return job, list(batch)
+    for node_id in batch:
+        job = job.with_node(node_id, state="deployed")
+        _event(master, job, node_id, "gated")
+    master.progress(f"health gate passed ({gate.get('seconds')}s from {gate.get('from')})")
+    return job, []
+
+
+def _gate(master, job, batch, opts, restart):
+    others = [n for n in job.get("plan")["order"] if n not in batch] or list(batch)
+    expect = {job.nodes[n]["address"]: job.nodes[n]["new_fingerprint"] for n in batch}
+    replication = {"class": "NetworkTopologyStrategy"}
+    for node in job.nodes.values():
+        replication[node["dc"]] = min(3, replication.get(node["dc"], 0) + 1)
+    kwargs = {
+        "target": opts.target,
+        "expect": expect,
+        "keyspace": opts.health_keyspace,
+        "replication": replication,
+        "timeout": opts.gate_timeout,
+        "settle": opts.settle if restart else 0,
+    }
+    for gate_node in others:
+        ret = master.call([gate_node], "certdeploy.health_gate", kwargs, opts.gate_timeout + 60)
+        gate = ret.get(gate_node)
+        if _ok(gate):
+            return gate
+    return {"ok": False, "error": f"no node could run the health gate: {others}"}
+
+
+def _rollback_node(master, job, node_id, opts, state):
+    backup_id = job.nodes[node_id].get("backup_id")
+    started = time.time()
+    master.progress(f"{node_id}: rolling back to backup {backup_id}")
+    ret = master.call(
+        [node_id],
+        "certdeploy.rollback",
+        {"target": opts.target, "backup_id": backup_id},
+        opts.call_timeout,
+    ).get(node_id)
+    ok = _ok(ret) and ret.get("verified")
+    job = job.with_step(node_id, "rollback", started, time.time(), ok=bool(ok))
+    job = job.with_node(
+        node_id,
+        state=state if ok else "rollback_failed",
+        rollback={
+            "verified": bool(ok),
+            "expected": ret.get("expected") if _ok(ret) else None,
+            "error": None if _ok(ret) else _err(ret),
+        },
+    )
+    _event(master, job, node_id, "rolled_back" if ok else "rollback_failed")
+    return job
+
+
+def _on_failure(master, job, failed, opts):
+    policy = opts.on_failure
+    master.progress(f"failure on {failed}; on_failure={policy}")
+    if policy == "rollback_all":
+        done = [
+            n for n in reversed(job.get("plan")["order"]) if job.nodes[n]["state"] == "deployed"
+        ]
+        for node_id in done:
+            job = _rollback_node(master, job, node_id, opts, state="rolled_back")
+            jobs.save(master.cachedir, job)
+        status = "rolled_back"
+    else:
+        status = "halted" if policy == "halt" else "failed"
+    for node_id, node in job.nodes.items():
+        if node["state"] == "pending":
+            job = job.with_node(node_id, state="skipped" if status != "halted" else "pending")
+    job = job.with_status(status, failed_nodes=failed)
+    jobs.save(master.cachedir, job)
+    return job
+
+
+def rollback_job(master: Master, job_id: str) -> dict:
+    """Put every node a job changed back on its previous certificate, verified."""
+    job = jobs.load(master.cachedir, job_id)
+    opts = Options(
+        **{k: v for k, v in job.get("params", {}).items() if k in Options.__dataclass_fields__}
+    )
+    lock = jobs.acquire(master.cachedir, job.get("cluster"), job_id)
+    try:
+        for node_id in reversed(job.get("plan")["order"]):
+            if job.nodes[node_id].get("state") in ("deployed", "running"):
+                job = _rollback_node(master, job, node_id, opts, state="rolled_back")
+                jobs.save(master.cachedir, job)
+        job = job.with_status("rolled_back")
+        jobs.save(master.cachedir, job)
+    finally:
+        jobs.release(master.cachedir, job.get("cluster"), lock["job_id"])
+    return finish(master, job)
+
+
+def finish(master: Master, job: jobs.Job) -> dict:
+    master.fire(f"certdeploy/rollout/{job.job_id}/finished", {"status": job.get("status")})
+    return summary(job)
+
+
+def summary(job: jobs.Job) -> dict:
+    data = job.data
+    return {
+        "job_id": job.job_id,
+        "status": data["status"],
+        "cluster": data["cluster"],
+        "wall_seconds": round(data["updated"] - data["created"], 2),
+        "nodes": {
+            n: {
+                "state": v["state"],
+                "old_fingerprint": v.get("old_fingerprint"),
+                "new_fingerprint": v.get("new_fingerprint"),
+                "method": v.get("method"),
+                "seconds": (v.get("timings") or {}).get("total"),
+                "backup_id": v.get("backup_id"),
+                "evidence": v.get("evidence"),
+                "error": v.get("error"),
+            }
+            for n, v in data["nodes"].items()
+        },
+    }
+
+
+def _evidence(verification) -> dict | None:
+    if not isinstance(verification, dict):
+        return None
+    return {
+        "client": verification.get("client", {}).get("served"),
+        "internode": verification.get("internode", {}).get("served"),
+        "cql": verification.get("cql", {}).get("ok"),
+        "ring": verification.get("ring", {}).get("nodes"),
+    }
+
+
+def _event(master, job, node_id, step):
+    node = job.nodes[node_id]
+    master.fire(
+        f"certdeploy/rollout/{job.job_id}/node/{node_id}/{step}",
+        {k: node.get(k) for k in ("state", "old_fingerprint", "new_fingerprint", "method")},
+    )

@@ -1,0 +1,124 @@
+"""``make bench``: measured times on the real rig, printed as a table and written as JSON.
+
+Benchmarks are separate from tests on purpose: timings on a shared 2-core box flake, so
+nothing here asserts a number; it measures and reports.
+
+    CERTDEPLOY_BENCH_RIG=/tmp/cdsb .venv/bin/python -m bench   # reuse a running sandbox
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sandbox import pki
+from sandbox.rig import Rig
+from sandbox.salt_rig import BIN
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench.json"))
+RUNS = {"reload": 5, "restart": 3, "rollback": 3}
+
+
+class Bench:
+    def __init__(self, rig: Rig):
+        self.rig = rig
+        self.results: dict = {}
+
+    def salt(self, tgt: str, *args: str, timeout: int = 600) -> dict:
+        etc = str(self.rig.salt_config_dir)
+        cmd = [str(BIN / "salt"), "-c", etc, "--out=json", "--static", tgt, *args]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        return json.loads(res.stdout or "{}").get(tgt)
+
+    def give_new_leaf(self, n: int) -> str:
+        leaf = self.rig.issuing_ca().issue_node(n)
+        self.rig.set_pillar(n, {"bundle": pki.bundle_dict(leaf, self.rig.root_ca().cert)})
+        self.salt(f"cass{n}", "saltutil.refresh_pillar", "wait=True")
+        return leaf.fingerprint
+
+    def node_deploys(self, method: str, runs: int) -> list[dict]:
+        samples = []
+        for i in range(runs):
+            fingerprint = self.give_new_leaf(2)
+            started = time.monotonic()
+            ret = self.salt(
+                "cass2", "certdeploy.deploy", "skip_cross_trust=True", f"method={method}"
+            )
+            wall = time.monotonic() - started
+            if not isinstance(ret, dict) or ret.get("outcome") != "deployed":
+                raise SystemExit(f"bench: {method} deploy {i} did not deploy: {ret}")
+            assert ret["verification"]["client"]["served"] == fingerprint
+            samples.append({"wall": wall, **ret["timings"]})
+            print(f"  {method} deploy {i + 1}/{runs}: {wall:.2f}s", flush=True)
+        return samples
+
+    def rollbacks(self, runs: int) -> list[dict]:
+        samples = []
+        for i in range(runs):
+            self.give_new_leaf(2)
+            self.salt("cass2", "certdeploy.deploy", "skip_cross_trust=True")
+            started = time.monotonic()
+            ret = self.salt("cass2", "certdeploy.rollback")
+            wall = time.monotonic() - started
+            if not isinstance(ret, dict) or not ret.get("verified"):
+                raise SystemExit(f"bench: rollback {i} not verified: {ret}")
+            samples.append({"wall": wall, "seconds": ret["seconds"]})
+            print(f"  rollback {i + 1}/{runs}: {wall:.2f}s", flush=True)
+        return samples
+
+    def run(self) -> dict:
+        self.salt("*", "saltutil.sync_all")
+        print("node deploy by reload", flush=True)
+        self.results["deploy_reload"] = self.node_deploys("reload", RUNS["reload"])
+        print("node deploy by restart", flush=True)
+        self.results["deploy_restart"] = self.node_deploys("restart", RUNS["restart"])
+        print("rollback", flush=True)
+        self.results["rollback"] = self.rollbacks(RUNS["rollback"])
+        return self.results
+
+
+def summarise(results: dict) -> dict:
+    summary = {}
+    for name, samples in results.items():
+        walls = [s["wall"] for s in samples]
+        summary[name] = {
+            "runs": len(walls),
+            "median_s": round(statistics.median(walls), 2),
+            "min_s": round(min(walls), 2),
+            "max_s": round(max(walls), 2),
+        }
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    print(f"\n{'measure':<22}{'runs':>6}{'median s':>10}{'min s':>8}{'max s':>8}")
+    for name, row in summary.items():
+        print(f"{name:<22}{row['runs']:>6}{row['median_s']:>10}{row['min_s']:>8}{row['max_s']:>8}")
+
+
+def main() -> int:
+    reuse = os.environ.get("CERTDEPLOY_BENCH_RIG")
+    rig = Rig.from_descriptor(Path(reuse)) if reuse else Rig(Path("/tmp/cdbench"))
+    try:
+        if not reuse:
+            rig.up()
+        results = Bench(rig).run()
+    finally:
+        if not reuse and rig.descriptor_path.exists():
+            rig.down()
+    summary = summarise(results)
+    print_table(summary)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"summary": summary, "samples": results}, indent=2))
+    print(f"\nwritten: {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
