@@ -322,7 +322,8 @@ def plan(
             )
         mode, batches = "rack_parallel", _rack_batches(rest)
     else:
-        if cluster_limit is not None and len(target_dcs) > 1 and cluster_limit < max_unavailable:
+        spans_dcs = len(target_dcs) > 1 and cluster_limit is not None
+        if keyspaces and spans_dcs and cluster_limit < max_unavailable:
             warnings.append(
                 f"SimpleStrategy keyspaces place replicas across DCs: at most {cluster_limit} "
                 "node(s) per batch in all DCs together"

@@ -83,30 +83,34 @@ dl.meta dd{margin:0}
 padding:0 6px;margin:0 4px 2px 0;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
 .muted{color:#6b7280}
+.label{color:#6b7280;font-size:11px}
 .alert{background:#fef2f2;border:1px solid #fecaca;color:#7f1d1d;border-radius:6px;
 padding:8px 12px;margin-top:12px}
 .alert p{margin:2px 0;word-break:break-word}
 table{border-collapse:collapse;width:100%}
 th,td{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#f3f4f6;font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:#374151}
-#nodes td{font-size:13px}
-td.fp{min-width:220px;max-width:340px}
+#nodes td{font-size:13px;padding:6px 6px}
+#nodes th{padding:6px 6px}
+td.fp{width:240px;min-width:240px}
+.scroll{overflow-x:auto}
+.nowrap,.mono.nowrap{white-space:nowrap;word-break:normal}
 tr.error-row td{background:#fef2f2;color:#7f1d1d;border-bottom:2px solid #fca5a5}
 .ok{color:#15803d;font-weight:600}
 .bad{color:#b91c1c;font-weight:600}
 ul.plain{list-style:none;margin:0;padding:0}
 ul.plain li{white-space:nowrap}
 ul.plain li.wrap{white-space:normal}
-.nowrap{white-space:nowrap}
 table.mini{width:auto}
-table.mini td{border:0;padding:0 0 0 8px;font-size:12px;white-space:nowrap;text-align:right}
-table.mini td:first-child{padding-left:0;text-align:left;color:#6b7280}
-table.mini tr.total td{font-weight:600;color:#111827;border-top:1px solid #e5e7eb}
+#nodes table.mini td{border:0;padding:0 0 0 8px;font-size:12px;white-space:nowrap;
+text-align:right}
+#nodes table.mini td:first-child{padding-left:0;text-align:left;color:#6b7280}
+#nodes table.mini tr.total td{font-weight:600;color:#111827;border-top:1px solid #e5e7eb}
 .gantt + p{margin:4px 0 0}
 #load td,#load th{text-align:right}
 #load td:first-child,#load th:first-child{text-align:left}
 .gantt{overflow-x:auto}
-.gantt svg{max-width:100%;height:auto;font-family:system-ui,sans-serif}
+.gantt svg{display:block;max-width:100%;height:auto;font-family:system-ui,sans-serif}
 """
 
 
@@ -506,19 +510,28 @@ def _timeline_html(job: dict) -> str:
 
 
 def _fingerprint_cell(node: dict) -> str:
-    """Old and new fingerprints in full, monospace, wrapping anywhere."""
+    """Old and new fingerprints in full, monospace, wrapping anywhere (two lines of 32 hex)."""
     old, new = node.get("old_fingerprint"), node.get("new_fingerprint")
     return (
-        f'<td class="fp"><div class="mono"><span class="muted">old</span> {_esc(old)}</div>'
-        f'<div class="mono">{_ARROW} <span class="muted">new</span> {_esc(new)}</div></td>'
+        f'<td class="fp"><div class="label">old</div><div class="mono">{_esc(old)}</div>'
+        f'<div class="label">{_ARROW} new</div><div class="mono">{_esc(new)}</div></td>'
     )
+
+
+def _date_html(value) -> str:
+    """An ISO timestamp, escaped, that may wrap only between its date and time parts."""
+    text = "" if value is None else str(value)
+    date, sep, rest = text.partition("T")
+    if not sep or not date:
+        return f'<span class="nowrap">{_esc(value)}</span>'
+    return f'<span class="nowrap">{_esc(date)}</span><wbr><span class="nowrap">T{_esc(rest)}</span>'
 
 
 def _expiry_cell(node: dict) -> str:
     """Old and new certificate expiry dates."""
     return (
-        f'<td class="nowrap"><div class="muted">{_esc(node.get("old_not_after"))}</div>'
-        f"<div>{_ARROW} {_esc(node.get('not_after'))}</div></td>"
+        f'<td><div class="label">old</div><div>{_date_html(node.get("old_not_after"))}</div>'
+        f'<div class="label">new</div><div>{_date_html(node.get("not_after"))}</div></td>'
     )
 
 
@@ -552,7 +565,7 @@ def _served_fp_html(label: str, served, node: dict) -> str:
         verdict = '<span class="bad">\u2260 new \u2717</span>'
     return (
         f'<li>{label} <span class="mono" title="{_esc(served)}">'
-        f"{_esc(_short_fp(served, 12))}\u2026</span> {verdict}</li>"
+        f"{_esc(_short_fp(served, 8))}\u2026</span> {verdict}</li>"
     )
 
 
@@ -596,7 +609,7 @@ def _node_cell(name: str, node: dict, canary: set[str]) -> str:
     tag = ' <span class="chip">canary</span>' if name in canary else ""
     return (
         f"<td><strong>{_esc(name)}</strong>{tag}"
-        f'<div class="mono muted">{_esc(node.get("address"))}</div>'
+        f'<div class="mono muted nowrap">{_esc(node.get("address"))}</div>'
         f'<div class="muted">{_esc(where)}</div></td>'
     )
 
@@ -641,7 +654,8 @@ def _nodes_html(job: dict) -> str:
         rows = f'<tr><td colspan="{len(_NODE_COLUMNS)}" class="muted">no nodes</td></tr>'
     return (
         '<section id="nodes"><h2>Nodes</h2>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></div></section>"
     )
 
 

@@ -230,6 +230,7 @@ class Rig:
             self.timings[f"start_{node.name}"] = round(seconds, 1)
             log(f"{node.name} up on {node.address}:9042 in {seconds:.1f}s")
         self.timings["cassandra_up"] = round(time.monotonic() - t0, 1)
+        self.replicate_system_keyspaces()
         ports = salt_rig.write_configs(
             self.root, self.minion_ids(), {n.name: self.pillar_for(n) for n in self.all_nodes()}
         )
@@ -340,6 +341,28 @@ class Rig:
                 return rows
             time.sleep(1)
         raise NodeError(f"ring not all UN after {timeout:.0f}s: {rows}")
+
+    def replicate_system_keyspaces(self) -> None:
+        """What operators do on a new cluster: replicate system_auth, system_distributed and
+        system_traces to RF 3 in the DC (defaults are RF 1-3 SimpleStrategy), so that a node
+        restart never takes their ranges below QUORUM."""
+        from cassandra.cluster import Cluster
+
+        rf = min(3, self.nodes)
+        cluster = Cluster(
+            [n.address for n in self.all_nodes()],
+            ssl_context=self.cql_context(),
+            protocol_version=5,
+        )
+        try:
+            session = cluster.connect()
+            for keyspace in ("system_auth", "system_distributed", "system_traces"):
+                session.execute(
+                    f"ALTER KEYSPACE {keyspace} WITH replication = "
+                    f"{{'class': 'NetworkTopologyStrategy', 'dc1': {rf}}}"
+                )
+        finally:
+            cluster.shutdown()
 
     def cql_context(self):
         return probe.verifying_context(

@@ -197,6 +197,7 @@ def test_no_keyspaces_means_one_at_a_time_with_a_warning():
     result = cp.plan(two_dcs(), max_unavailable=3)
     assert all(len(batch) == 1 for batch in result["batches"])
     assert any("no keyspaces given" in w for w in result["warnings"])
+    assert not any("SimpleStrategy" in w for w in result["warnings"])
 
 
 def test_rack_parallel_yields_whole_rack_batches():
