@@ -81,6 +81,11 @@ def _report_path(job_id):
 
 
 def _with_report(result):
+    # A non-zero retcode makes `salt-run` exit non-zero (it reads the return's "retcode") and a
+    # `salt.runner` orchestration step fail (it reads the context's).
+    result["retcode"] = 0 if result.get("status") == "succeeded" else 1
+    if result["retcode"]:
+        __context__["retcode"] = 1
     job = certdeploy_job.load(__opts__["cachedir"], result["job_id"])
     result["report"] = certdeploy_report.write_report(job.data, _report_path(job.job_id))
     result["table"] = certdeploy_report.render_text(job.data)

@@ -394,10 +394,12 @@ def deploy(
             target, host, method=method, restart_required=result["configure"]["restart_required"]
         )
         timings["activate"] = _since(t)
+        _drill(target, "activate")
         step = "verify"
         t = time.monotonic()
         result["verification"] = verify(target, host, bundle.fingerprint, timeout=verify_timeout)
         timings["verify"] = _since(t)
+        _drill(target, "verify")
         if not result["verification"]["ok"]:
             raise StepFailed(f"{target.node}: verification failed: {_why(result['verification'])}")
         result["outcome"] = "deployed"
@@ -419,6 +421,11 @@ def deploy(
     result["timings"] = timings
     record(target, host, result)
     return result
+
+
+def _drill(target, step: str) -> None:
+    if target.drill_fail_step == step:
+        raise StepFailed(f"{target.node}: drill: {step} forced to fail (pillar drill_fail_step)")
 
 
 def _why(evidence: dict) -> str:

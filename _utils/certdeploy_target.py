@@ -35,6 +35,7 @@ PROFILES = {
         "verify_timeout": 60,
         "start_timeout": 240,
         "drain_grace": 5,
+        "drill_fail_step": None,
         "control": {},
         "verify_client": {},
         "encryption_options": {},
@@ -84,6 +85,9 @@ class Target:
     control: Control
     verify_client: dict  # optional {"cert": path, "key": path}: the identity CQL checks use
     encryption_options: dict  # extra yaml keys to enforce: {"server": {...}, "client": {...}}
+    # Game-day drill: "activate" or "verify" fails *after* really running, so operators can
+    # rehearse the automatic rollback (which is entirely real) on a chosen node.
+    drill_fail_step: str | None
     keystore_password: str | None = field(default=None, repr=False)
     truststore_password: str | None = field(default=None, repr=False)
 
@@ -238,6 +242,13 @@ def load_target(pillar: dict, name: str = "cassandra", minion_id: str = "") -> T
         ),
         verify_client=verify_client,
         encryption_options=data.get("encryption_options") or {},
+        drill_fail_step=_drill(data.get("drill_fail_step"), bad),
         keystore_password=data.get("keystore_password"),
         truststore_password=data.get("truststore_password"),
     )
+
+
+def _drill(value, bad):
+    if value not in (None, "", "activate", "verify"):
+        raise bad("drill_fail_step", f"{value!r} is not a drillable step", "use activate or verify")
+    return value or None
