@@ -217,6 +217,12 @@ class Rig:
         check_runtime()
         if self.descriptor_path.exists():
             raise NodeError(f"a sandbox is already up in {self.root}: run 'python -m sandbox down'")
+        busy = [f"{n.address}:9042" for n in self.all_nodes() if _port_busy(n.address, 9042)]
+        if busy:
+            raise NodeError(
+                f"{busy} already in use: another sandbox is running. Stop it with "
+                "'python -m sandbox --dir <its dir> down' (tests: or set CERTDEPLOY_TEST_RIG=<dir>)"
+            )
         t0 = time.monotonic()
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
@@ -251,7 +257,8 @@ class Rig:
         return descriptor
 
     def down(self, log=print) -> None:
-        descriptor = self.descriptor()
+        # Tolerate a half-started rig: stop whatever the descriptor and pid files name.
+        descriptor = self.descriptor() if self.descriptor_path.exists() else {}
         salt = descriptor.get("salt", {})
         daemons = [*salt.get("minion_pids", {}).values(), salt.get("master_pid")]
         salt_rig.stop_groups([pid for pid in daemons if pid])
@@ -410,6 +417,14 @@ class Rig:
             "issued": issued,
             "cql": self.cql_roundtrip(),
         }
+
+
+def _port_busy(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
 
 
 def _write_private(path: Path, data: bytes) -> None:
