@@ -22,7 +22,7 @@ from sandbox.salt_rig import BIN
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench.json"))
-RUNS = {"reload": 5, "restart": 3, "rollback": 3}
+RUNS = {"reload": 5, "restart": 3, "rollback": 3, "rollout": 3}
 
 
 class Bench:
@@ -72,6 +72,50 @@ class Bench:
             print(f"  rollback {i + 1}/{runs}: {wall:.2f}s", flush=True)
         return samples
 
+    def rollouts(self, method: str, runs: int) -> list[dict]:
+        """Whole-cluster rollouts; overhead = wall / sum of the nodes' own activate + verify."""
+        samples = []
+        etc = str(self.rig.salt_config_dir)
+        for i in range(runs):
+            for n in range(1, self.rig.nodes + 1):
+                leaf = self.rig.issuing_ca().issue_node(n)
+                self.rig.set_pillar(n, {"bundle": pki.bundle_dict(leaf, self.rig.root_ca().cert)})
+            self.salt("*", "saltutil.refresh_pillar", "wait=True")
+            cmd = [
+                str(BIN / "salt-run"),
+                "-c",
+                etc,
+                "--out=json",
+                "certdeploy.rollout",
+                "cass*",
+                f"method={method}",
+            ]
+            started = time.monotonic()
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+            wall = time.monotonic() - started
+            jobs_dir = self.rig.root / "salt" / "cache" / "master" / "certdeploy" / "jobs"
+            job = json.loads(sorted(jobs_dir.glob("*.json"))[-1].read_text())
+            if res.returncode != 0 or job["status"] != "succeeded":
+                raise SystemExit(f"bench: rollout {method} {i} failed: {res.stdout[-2000:]}")
+            own = sum(
+                (v.get("timings") or {}).get("activate", 0)
+                + (v.get("timings") or {}).get("verify", 0)
+                for v in job["nodes"].values()
+            )
+            samples.append(
+                {
+                    "wall": wall,
+                    "job_wall": job["updated"] - job["created"],
+                    "nodes_activate_verify": own,
+                    "overhead_ratio": wall / own,
+                }
+            )
+            print(
+                f"  rollout {method} {i + 1}/{runs}: {wall:.1f}s (ratio {wall / own:.1f})",
+                flush=True,
+            )
+        return samples
+
     def run(self) -> dict:
         self.salt("*", "saltutil.sync_all")
         print("node deploy by reload", flush=True)
@@ -80,6 +124,10 @@ class Bench:
         self.results["deploy_restart"] = self.node_deploys("restart", RUNS["restart"])
         print("rollback", flush=True)
         self.results["rollback"] = self.rollbacks(RUNS["rollback"])
+        print("3-node rollout by reload", flush=True)
+        self.results["rollout_reload"] = self.rollouts("reload", RUNS["rollout"])
+        print("3-node rollout by restart", flush=True)
+        self.results["rollout_restart"] = self.rollouts("restart", 1)
         return self.results
 
 
@@ -93,13 +141,20 @@ def summarise(results: dict) -> dict:
             "min_s": round(min(walls), 2),
             "max_s": round(max(walls), 2),
         }
+        ratios = [s["overhead_ratio"] for s in samples if "overhead_ratio" in s]
+        if ratios:
+            summary[name]["overhead_ratio"] = round(statistics.median(ratios), 2)
     return summary
 
 
 def print_table(summary: dict) -> None:
-    print(f"\n{'measure':<22}{'runs':>6}{'median s':>10}{'min s':>8}{'max s':>8}")
+    print(f"\n{'measure':<22}{'runs':>6}{'median s':>10}{'min s':>8}{'max s':>8}{'overhead':>10}")
     for name, row in summary.items():
-        print(f"{name:<22}{row['runs']:>6}{row['median_s']:>10}{row['min_s']:>8}{row['max_s']:>8}")
+        ratio = row.get("overhead_ratio", "")
+        print(
+            f"{name:<22}{row['runs']:>6}{row['median_s']:>10}{row['min_s']:>8}{row['max_s']:>8}"
+            f"{ratio:>10}"
+        )
 
 
 def main() -> int:
