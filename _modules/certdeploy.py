@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
     import certdeploy_bundle
@@ -282,6 +282,53 @@ def deploy(
     return result
 
 
+def trust_update(
+    add=None, remove=None, target="cassandra", method="reload", verify_timeout=None, **_ignored
+):
+    """
+    Change only the truststore: add CA certificates (PEM) and/or remove CAs by SHA-256
+    fingerprint, keeping this node's own key and certificate. Runs the same safe path as
+    ``deploy`` (validate that the node still trusts its own chain, backup, atomic install,
+    reload, verify, automatic rollback). Used by CA rotation phases 1 and 3.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.trust_update add='["-----BEGIN CERTIFICATE-----..."]'
+    """
+    tgt = _target(target)
+    key, cert, chain = certdeploy_material.open_current_keystore(tgt)
+    trust = {certdeploy_bundle.fingerprint(c): c for c in certdeploy_material.current_trust(tgt)}
+    for pem in add or ():
+        for ca in certdeploy_bundle.load_certs(pem, tgt.node, "add"):
+            trust[certdeploy_bundle.fingerprint(ca)] = ca
+    for fingerprint in remove or ():
+        trust.pop(str(fingerprint).lower().replace(":", ""), None)
+    if not trust:
+        raise SaltInvocationError(
+            f"{tgt.node}: remove: would leave the truststore empty. "
+            "Fix: keep at least the CA that issued the node certificates"
+        )
+    bundle = certdeploy_bundle.Bundle(
+        cert=cert, key=key, chain=tuple(chain), trust=tuple(trust.values())
+    )
+    result = certdeploy_node.deploy(
+        tgt,
+        _host(),
+        bundle,
+        method=method,
+        skip_cross_trust=True,
+        verify_timeout=verify_timeout,
+    )
+    result["trust"] = sorted(trust)
+    outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
+        result["outcome"], "failed"
+    )
+    _fire(tgt, outcome, _event_data(result))
+    return result
+
+
 def plan(target="cassandra", bundle=None):
     """
     What ``deploy`` would change, without changing anything: old and new fingerprint, files,
@@ -335,8 +382,13 @@ def describe(target="cassandra"):
 
         salt 'cass*' certdeploy.describe
     """
-    cluster = (__pillar__.get("certdeploy") or {}).get("cluster") or "default"
-    return {**_target(target).public(), "cluster": str(cluster)}
+    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+    return {
+        **_target(target).public(),
+        "cluster": str(pillar.get("cluster") or "default"),
+        "maintenance_windows": pillar.get("maintenance_windows") or [],
+        "bundle_version": pillar.get("bundle_version"),
+    }
 
 
 def bundle_public(target="cassandra"):
@@ -420,3 +472,86 @@ def health_gate(
         timeout=float(timeout),
         settle=float(settle),
     )
+
+
+def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_days=30):
+    """
+    Check this node live, changing nothing: served fingerprint equals the expected one on both
+    ports, days to expiry, issuer allowed, TLS 1.0/1.1 refused and 1.2+ accepted (real
+    handshakes), key/keystore files 0600 with the right owner, private backups, and the
+    truststore holding exactly ``expected_cas`` (SHA-256 fingerprints).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.compliance min_days=30
+    """
+    import certdeploy_health_check as hc
+
+    tgt = _target(target)
+    record = certdeploy_node.last_record(tgt, _host()) or {}
+    health = hc.node_health(
+        tgt, warn_days=int(min_days), expected=record.get("expected_fingerprint")
+    )
+    findings = [
+        {
+            "check": "served",
+            "ok": bool(health["match"]),
+            "message": f"expected {health['expected']}, served {health['served']}",
+        },
+        {
+            "check": "expiry",
+            "ok": health["days_left"] is not None and not health["expiring"],
+            "message": f"{health['days_left']} days left (policy: at least {min_days})",
+        },
+    ]
+    disk = certdeploy_material.on_disk(tgt)
+    issuer = (disk.get("keystore") or {}).get("issuer")
+    if allowed_issuers is not None:
+        findings.append(
+            {
+                "check": "issuer",
+                "ok": issuer in list(allowed_issuers),
+                "message": f"issuer {issuer}",
+            }
+        )
+    for label, host, port in (
+        ("client", tgt.rpc_address, tgt.client_port),
+        ("internode", tgt.listen_address, tgt.internode_port),
+    ):
+        versions = hc.tls_versions(
+            host, port, ctx_factory=lambda: certdeploy_material.probe_context(tgt)
+        )
+        legacy_refused = versions.get("TLSv1") is not True and versions.get("TLSv1.1") is not True
+        modern = bool(versions.get("TLSv1.2") or versions.get("TLSv1.3"))
+        findings.append(
+            {
+                "check": f"tls_versions_{label}",
+                "ok": legacy_refused and modern,
+                "message": ", ".join(
+                    f"{v}={'accepted' if ok else 'refused' if ok is False else 'untestable'}"
+                    for v, ok in versions.items()
+                    if v != "errors"
+                ),
+            }
+        )
+    findings.extend(hc.file_findings(tgt))
+    trust = disk.get("truststore")
+    if expected_cas is not None:
+        findings.append(
+            {
+                "check": "truststore",
+                "ok": isinstance(trust, list) and sorted(trust) == sorted(expected_cas),
+                "message": f"holds {trust}",
+            }
+        )
+    return {
+        "node": tgt.node,
+        "ok": all(f["ok"] for f in findings),
+        "findings": findings,
+        "served": health["served"],
+        "expected": health["expected"],
+        "not_after": health["not_after"],
+        "days_left": health["days_left"],
+    }

@@ -25,6 +25,8 @@ except ImportError as exc:  # pragma: no cover
     HAS_UTILS = False
     IMPORT_ERROR = str(exc)
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 log = logging.getLogger(__name__)
 __virtualname__ = "certdeploy"
 
@@ -223,3 +225,356 @@ def report(job_id, load=None):
         "report": certdeploy_report.write_report(data, _report_path(job_id)),
         "table": certdeploy_report.render_text(data),
     }
+
+
+# ----------------------------------------------------------------------------- event-driven
+
+
+def _settings():
+    """Master config ``certdeploy:`` (store root, coalescing, auto-rollback window)."""
+    import certdeploy_store
+
+    conf = dict(__opts__.get("certdeploy") or {})
+    conf.setdefault("store_root", certdeploy_store.DEFAULT_ROOT)
+    conf.setdefault("coalesce_seconds", 30)
+    conf.setdefault("auto_rollback_seconds", 3600)
+    return conf
+
+
+def store_put(cluster, minion, cert_file, key_file, trust_file, chain_file=None, source=""):
+    """
+    Import a bundle into the master's certificate store after validating it. Takes *paths on
+    the master* (job arguments are cached, so key material never goes on the command line).
+    The ext_pillar ``certdeploy_store`` then hands it to that minion only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.store_put prod cass-a1 /in/a1.crt /in/a1.key /in/ca.pem
+    """
+    import certdeploy_store
+
+    def read(path):
+        if not path:
+            return None
+        try:
+            with open(path) as fh:
+                return fh.read()
+        except OSError as exc:
+            raise CommandExecutionError(f"master: cannot read {path}: {exc}") from exc
+
+    bundle = {"cert": read(cert_file), "key": read(key_file), "trust": read(trust_file)}
+    if chain_file:
+        bundle["chain"] = read(chain_file)
+    return certdeploy_store.put(_settings()["store_root"], cluster, minion, bundle, source=source)
+
+
+def enqueue(cluster=None, minions=None, version=None, not_before=None, force=False):
+    """
+    Queue a renewal (what the ``certdeploy/cert/renewed`` reactor calls). Renewals of one
+    cluster within ``coalesce_seconds`` become one rollout; a renewal for a cluster whose
+    rollout runs stays queued. The master's scheduler runs ``process_queue``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.enqueue cluster=prod minions='[cass-a1, cass-a2]'
+    """
+    import certdeploy_queue
+    import certdeploy_store
+
+    root = _settings()["store_root"]
+    if not minions:
+        if not cluster:
+            raise SaltInvocationError("master: enqueue needs cluster or minions")
+        minions = certdeploy_store.minions(root, cluster)
+    if not cluster:
+        found = {c for m in minions for c, _ in certdeploy_store.find_minion(root, m)}
+        if len(found) != 1:
+            raise SaltInvocationError(
+                f"master: minions {minions} belong to clusters {sorted(found)}; pass cluster="
+            )
+        cluster = found.pop()
+    if isinstance(not_before, str):
+        import datetime as dt
+
+        not_before = dt.datetime.fromisoformat(not_before.replace("Z", "+00:00")).timestamp()
+    entry = certdeploy_queue.enqueue(
+        __opts__["cachedir"],
+        cluster,
+        list(minions),
+        version=version,
+        not_before=not_before,
+        force=bool(force),
+    )
+    if force:
+        log.warning("certdeploy: maintenance window overridden (force) for %s", cluster)
+    _master().fire(
+        f"certdeploy/queue/{cluster}/queued",
+        {"minions": entry["minions"], "events": entry["events"]},
+    )
+    return entry
+
+
+def process_queue():
+    """
+    Start the queued rollouts that are ready (coalescing window passed, maintenance window
+    open or forced, ``not_before`` reached, cluster not locked). Run by the master's scheduler.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.process_queue
+    """
+    import certdeploy_queue
+
+    settings = _settings()
+    master = _master()
+    started = []
+    for entry in certdeploy_queue.pending(__opts__["cachedir"]):
+        cluster = entry["cluster"]
+        holder = certdeploy_job.lock_holder(__opts__["cachedir"], cluster)
+        if holder and not certdeploy_job.is_stale(holder):
+            continue  # a rollout runs: keep the renewal queued
+        windows = _windows(master, entry["minions"])
+        ok, why = certdeploy_queue.ready(
+            entry, coalesce_seconds=float(settings["coalesce_seconds"]), windows=windows
+        )
+        if not ok:
+            log.debug("certdeploy: queue %s waits: %s", cluster, why)
+            continue
+        taken = certdeploy_queue.take(__opts__["cachedir"], cluster)
+        if not taken:
+            continue
+        master.fire(
+            f"certdeploy/queue/{cluster}/started",
+            {"minions": taken["minions"], "events": taken["events"], "why": why},
+        )
+        try:
+            result = certdeploy_rollout.rollout(
+                master, taken["minions"], "list", opts=certdeploy_rollout.Options(), force=False
+            )
+            started.append(_with_report(result))
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            log.error("certdeploy: queued rollout of %s refused: %s", cluster, exc)
+            master.fire(f"certdeploy/queue/{cluster}/refused", {"error": str(exc)[:2000]})
+            started.append({"cluster": cluster, "refused": str(exc)})
+    return started
+
+
+def _windows(master, minions):
+    described = master.call(minions[:1], "certdeploy.describe", {}, 60)
+    info = next(iter(described.values()), None)
+    return (info or {}).get("maintenance_windows") if isinstance(info, dict) else None
+
+
+def queue():
+    """
+    The pending renewals per cluster.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.queue
+    """
+    import certdeploy_queue
+
+    return certdeploy_queue.pending(__opts__["cachedir"])
+
+
+def health_failed(minion, node=None, reason=None, target="cassandra", **_event):
+    """
+    React to ``certdeploy/health/failed``: roll the node back when certdeploy deployed to it
+    within ``auto_rollback_seconds`` (and no rollout is running on its cluster); otherwise only
+    fire ``certdeploy/alert``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.health_failed minion=cass2 reason=mismatch
+    """
+    master = _master()
+    window = float(_settings()["auto_rollback_seconds"])
+    status = master.call([minion], "certdeploy.status", {"target": target}, 60).get(minion)
+    described = master.call([minion], "certdeploy.describe", {"target": target}, 60).get(minion)
+    record = (status or {}).get("last_deployment") if isinstance(status, dict) else None
+    cluster = (described or {}).get("cluster", "default") if isinstance(described, dict) else None
+    holder = certdeploy_job.lock_holder(__opts__["cachedir"], cluster) if cluster else None
+    import time
+
+    recent = (
+        record
+        and record.get("outcome") == "deployed"
+        and time.time() - float(record.get("epoch", 0)) <= window
+    )
+    if not recent or (holder and not certdeploy_job.is_stale(holder)):
+        why = "rollout in progress" if holder else "no certdeploy deployment within the window"
+        master.fire(
+            "certdeploy/alert", {"minion": minion, "reason": reason, "action": "none", "why": why}
+        )
+        return {"minion": minion, "action": "alert", "why": why}
+    master.progress(f"{minion}: health failed ({reason}) after a recent deployment; rolling back")
+    ret = master.call([minion], "certdeploy.rollback", {"target": target}, 600).get(minion)
+    verified = isinstance(ret, dict) and ret.get("verified")
+    master.fire(
+        f"certdeploy/node/{minion}/auto_rollback",
+        {
+            "reason": reason,
+            "verified": bool(verified),
+            "expected": ret.get("expected") if isinstance(ret, dict) else None,
+        },
+    )
+    return {"minion": minion, "action": "rollback", "verified": bool(verified), "result": ret}
+
+
+def compliance(
+    tgt,
+    tgt_type="glob",
+    allowed_issuers=None,
+    expected_cas=None,
+    min_days=30,
+    target="cassandra",
+    html=None,
+):
+    """
+    Check every targeted node live and change nothing (see ``certdeploy.compliance`` on the
+    minion). Prints a table, returns JSON, and writes an HTML report.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.compliance 'cass*' allowed_issuers='["CN=Issuing CA,O=Example"]'
+    """
+    import html as html_lib
+    import time
+
+    master = _master()
+    minions = sorted(master.expected(tgt, tgt_type))
+    kwargs = {"target": target, "min_days": min_days}
+    if allowed_issuers is not None:
+        kwargs["allowed_issuers"] = list(allowed_issuers)
+    if expected_cas is not None:
+        kwargs["expected_cas"] = list(expected_cas)
+    answers = master.call(minions, "certdeploy.compliance", kwargs, 120)
+    nodes = {}
+    for minion in minions:
+        ret = answers.get(minion)
+        nodes[minion] = (
+            ret
+            if isinstance(ret, dict)
+            else {
+                "node": minion,
+                "ok": False,
+                "findings": [{"check": "answer", "ok": False, "message": str(ret)}],
+            }
+        )
+    failures = [
+        {"node": m, "check": f["check"], "message": f["message"]}
+        for m, r in nodes.items()
+        for f in r["findings"]
+        if not f["ok"]
+    ]
+    lines = [f"{'node':<8}{'check':<24}{'ok':<5}message"]
+    for m, r in nodes.items():
+        for f in r["findings"]:
+            lines.append(
+                f"{m:<8}{f['check']:<24}{'yes' if f['ok'] else 'NO':<5}{f['message'][:90]}"
+            )
+    table = "\n".join(lines)
+    path = html or os.path.join(
+        __opts__["cachedir"],
+        "certdeploy",
+        "reports",
+        f"compliance-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html",
+    )
+    rows = "".join(
+        f"<tr class='{'ok' if f['ok'] else 'bad'}'><td>{html_lib.escape(m)}</td>"
+        f"<td>{html_lib.escape(f['check'])}</td><td>{'ok' if f['ok'] else 'FAIL'}</td>"
+        f"<td>{html_lib.escape(f['message'])}</td></tr>"
+        for m, r in nodes.items()
+        for f in r["findings"]
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>certdeploy compliance</title>"
+        "<style>body{font-family:sans-serif}td{padding:2px 8px;border-bottom:1px solid #ddd}"
+        "tr.bad{background:#fde8e8}</style></head><body>"
+        f"<h1>certdeploy compliance</h1><p>{len(failures)} finding(s) across {len(nodes)} "
+        f"node(s)</p><table><tr><th>node</th><th>check</th><th>result</th><th>detail</th>"
+        f"</tr>{rows}</table></body></html>"
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(page)
+    if failures:
+        __context__["retcode"] = 1
+    return {
+        "ok": not failures,
+        "failures": failures,
+        "nodes": nodes,
+        "report": path,
+        "table": table,
+        "retcode": 1 if failures else 0,
+    }
+
+
+def rotate_ca(
+    tgt,
+    new_ca_file,
+    phase="all",
+    tgt_type="glob",
+    old_ca_fingerprint=None,
+    client_tgt=None,
+    target="cassandra",
+    settle=10,
+    gate_timeout=90,
+):
+    """
+    Rotate the cluster to a new CA in three verified rolling phases: (1) every truststore gets
+    old + new CA; (2) leaves signed by the new CA (the pending bundles), node by node with the
+    health gate; (3) the old CA leaves every truststore. ``phase=all`` runs 1-3 in order and
+    stops at the first failure. Phase 2 refuses until phase 1 holds everywhere; phase 3 refuses
+    while any node serves an old-CA leaf. ``new_ca_file`` is a PEM path on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem
+        salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem phase=1
+    """
+    import certdeploy_rotate
+
+    try:
+        with open(new_ca_file) as fh:
+            new_ca_pem = fh.read()
+    except OSError as exc:
+        raise CommandExecutionError(f"master: cannot read {new_ca_file}: {exc}") from exc
+    opts = certdeploy_rollout.Options(
+        target=target, settle=float(settle), gate_timeout=float(gate_timeout)
+    )
+    phases = (1, 2, 3) if str(phase) == "all" else (int(phase),)
+    results = []
+    for number in phases:
+        result = certdeploy_rotate.rotate(
+            _master(),
+            tgt,
+            tgt_type,
+            phase=number,
+            new_ca_pem=new_ca_pem,
+            opts=opts,
+            old_ca_fingerprint=old_ca_fingerprint,
+            client_tgt=client_tgt,
+        )
+        results.append(_with_report(result))
+        if result["status"] != "succeeded":
+            break
+    ok = all(r["status"] == "succeeded" for r in results) and len(results) == len(phases)
+    if not ok:
+        __context__["retcode"] = 1
+    return {"ok": ok, "phases": results, "retcode": 0 if ok else 1}

@@ -82,12 +82,16 @@ def _utc(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when
 
 
-def node_health(target, *, warn_days=30, ctx=None, now=None) -> dict:
-    """Served vs. expected fingerprint and expiry of the installed certificate."""
+def node_health(target, *, warn_days=30, ctx=None, now=None, timeout=3.0, expected=None) -> dict:
+    """Served vs. expected fingerprint and expiry of the installed certificate:
+    ``{"node", "target", "expected", "served", "match", "serving", "not_after", "days_left",
+    "expiring"}`` (plus ``keystore_error`` when the keystore cannot be read)."""
     disk = material.on_disk(target)
     keystore = disk.get("keystore") or {}
-    expected = keystore.get("fingerprint")
-    got = served(target, ctx=ctx)
+    # What certdeploy last deployed (or rolled back to) wins over what the disk holds: drift
+    # that replaced the keystore behind certdeploy's back must not become "expected".
+    expected = expected or keystore.get("fingerprint")
+    got = served(target, ctx=ctx, timeout=timeout)
     fps = [got["client"], got["internode"]]
     serving = all(isinstance(fp, str) for fp in fps)
     not_after = keystore.get("not_after")

@@ -305,7 +305,7 @@ def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None)
     except StepFailed as exc:
         activation, activation_error = None, str(exc)
     evidence = verify(target, host, expected, timeout=timeout)
-    return {
+    rolled = {
         "backup_id": manifest["backup_id"],
         "restored": restored["restored"],
         "activation": activation,
@@ -315,6 +315,17 @@ def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None)
         "verified": evidence["ok"],
         "seconds": _since(started),
     }
+    record(
+        target,
+        host,
+        {
+            "outcome": "rolled_back" if evidence["ok"] else "rollback_failed",
+            "new_fingerprint": expected,
+            "backup": {"backup_id": manifest["backup_id"]},
+            "rollback": rolled,
+        },
+    )
+    return rolled
 
 
 def _serving(target) -> bool:
@@ -456,12 +467,21 @@ def record(target, host: Host, result: dict) -> None:
             k: result.get(k)
             for k in ("outcome", "old_fingerprint", "new_fingerprint", "failed_step", "error")
         },
+        "expected_fingerprint": _serving_after(result),
         "backup_id": (result.get("backup") or {}).get("backup_id"),
         "timings": result.get("timings"),
     }
     path = record_path(target, host)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     files.atomic_write(path, json.dumps(summary, indent=2).encode(), mode=0o600)
+
+
+def _serving_after(result: dict) -> str | None:
+    """The fingerprint the node should serve after this operation (None when unknown)."""
+    if result.get("outcome") == "deployed":
+        return result.get("new_fingerprint")
+    rollback_result = result.get("rollback") or {}
+    return rollback_result.get("expected") if rollback_result.get("verified") else None
 
 
 def last_record(target, host: Host) -> dict | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import certdeploy_job as jobs
 import certdeploy_plan as planner
@@ -46,6 +46,10 @@ class Options:
     settle: float = 10.0  # after a restart: let clients' drivers reconnect before moving on
     health_keyspace: str = "certdeploy_health"
     call_timeout: float = 600.0
+    # What each node runs: the full deploy, or (CA rotation phases 1 and 3) a truststore-only
+    # update with the same backup/verify/rollback safety.
+    function: str = "certdeploy.deploy"
+    function_kwargs: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -66,6 +70,8 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
     """Everything checked before anything changes. Returns facts and ``problems``."""
     problems: list[str] = []
     kw = {"target": opts.target}
+    # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
+    master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
     described = master.call(minions, "certdeploy.describe", kw, 60)
     down = [m for m in minions if not _ok(described.get(m))]
     if down:
@@ -287,11 +293,16 @@ def _run_batch(master, job, batch, opts):
     jobs.save(master.cachedir, job)
     master.progress(f"deploying {', '.join(batch)}")
     started = time.time()
-    kwargs = {"target": opts.target, "method": opts.method, "skip_cross_trust": True}
     # Cross-trust was checked for the whole plan in pre-flight.
+    kwargs = {
+        "target": opts.target,
+        "method": opts.method,
+        "skip_cross_trust": True,
+        **opts.function_kwargs,
+    }
     if opts.verify_timeout:
         kwargs["verify_timeout"] = opts.verify_timeout
-    results = master.call(batch, "certdeploy.deploy", kwargs, opts.call_timeout)
+    results = master.call(batch, opts.function, kwargs, opts.call_timeout)
     ended = time.time()
     failed, restarted = [], False
     for node_id in batch:

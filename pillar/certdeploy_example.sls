@@ -32,3 +32,16 @@ certdeploy:
       # control:
       #   service: cassandra
       #   nodetool: [nodetool, -h, 127.0.0.1, -p, '7199']
+  # Rollouts triggered by renewals start only inside a window (UTC); `force` overrides.
+  maintenance_windows:
+    - days: [tue, wed, thu]
+      start: '02:00'
+      end: '05:00'
+
+# The health beacon: served vs expected fingerprint, days to expiry, Prometheus textfile.
+beacons:
+  certdeploy:
+    - interval: 60
+    - target: cassandra
+    - warn_days: 30
+    - textfile: /var/lib/prometheus/node-exporter/certdeploy.prom

@@ -23,7 +23,8 @@ from pathlib import Path
 from sandbox.rig import Rig
 
 
-def run(rig: Rig, rate: float, out: Path, duration: float | None = None) -> None:
+def run(rig: Rig, rate: float, out: Path, duration: float | None = None, tls=None) -> None:
+    """``tls``: optional ``(cafile, certfile, keyfile)`` instead of the sandbox's own client."""
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
@@ -33,7 +34,7 @@ def run(rig: Rig, rate: float, out: Path, duration: float | None = None) -> None
     profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, request_timeout=10)
     cluster = Cluster(
         [n.address for n in rig.all_nodes()],
-        ssl_context=rig.cql_context(),
+        ssl_context=_context(tls) if tls else rig.cql_context(),
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
     )
@@ -74,6 +75,16 @@ def run(rig: Rig, rate: float, out: Path, duration: float | None = None) -> None
     _write_json(out, {"ready": True, "started": started, "stopped": time.time(), "ops": ops})
 
 
+def _context(tls):
+    import ssl
+
+    cafile, certfile, keyfile = tls
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile)
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
@@ -107,8 +118,8 @@ def stats(ops: list, start: float | None = None, end: float | None = None) -> di
 class LoadGenerator:
     """Start/stop the generator as a child process (so its GIL and sockets are its own)."""
 
-    def __init__(self, rig: Rig, out: Path, rate: float = 150):
-        self.rig, self.out, self.rate = rig, Path(out), rate
+    def __init__(self, rig: Rig, out: Path, rate: float = 150, tls=None):
+        self.rig, self.out, self.rate, self.tls = rig, Path(out), rate, tls
         self.proc = None
 
     def start(self, timeout: float = 60) -> LoadGenerator:
@@ -151,8 +162,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, default=150)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--duration", type=float)
+    parser.add_argument("--tls", nargs=3, metavar=("CAFILE", "CERT", "KEY"))
     args = parser.parse_args(argv)
-    run(Rig.from_descriptor(args.dir), args.rate, args.out, args.duration)
+    run(Rig.from_descriptor(args.dir), args.rate, args.out, args.duration, args.tls)
     return 0
 
 

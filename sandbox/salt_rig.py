@@ -56,7 +56,30 @@ def master_config(rig: Path, publish_port: int, ret_port: int) -> dict:
         "pillar_roots": {"base": [str(rig / "pillar")]},
         "runner_dirs": [str(REPO / "_runners")],
         "utils_dirs": [str(REPO / "_utils")],
-        "reactor": [],
+        "pillar_dirs": [str(REPO / "_pillar")],
+        # Each minion gets only its own bundle (private key included) from the store.
+        "ext_pillar": [{"certdeploy_store": {"root": str(rig / "store")}}],
+        # The compiled pillar holds private keys: never cache it on the master.
+        "minion_data_cache": False,
+        "pillar_cache": False,
+        "reactor": [
+            {"certdeploy/cert/renewed": [str(REPO / "reactor" / "renewed.sls")]},
+            {"certdeploy/health/failed": [str(REPO / "reactor" / "health_failed.sls")]},
+        ],
+        # The master's scheduler starts queued rollouts when they are ready.
+        "schedule": {
+            "certdeploy-queue": {
+                "function": "certdeploy.process_queue",
+                "seconds": 3,
+                "maxrunning": 1,
+                "return_job": False,
+            }
+        },
+        "certdeploy": {
+            "store_root": str(rig / "store"),
+            "coalesce_seconds": 6,
+            "auto_rollback_seconds": 3600,
+        },
         "keep_jobs_seconds": 86400,
         "timeout": 30,
     }

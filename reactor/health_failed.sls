@@ -1,0 +1,10 @@
+# certdeploy/health/failed (from the certdeploy beacon on a minion) -> roll that node back if
+# certdeploy deployed to it recently; otherwise the runner only fires certdeploy/alert.
+{%- set payload = data.get('data', data) %}
+certdeploy-health-failed:
+  runner.certdeploy.health_failed:
+    - args:
+      - minion: {{ payload.get('minion', data.get('id')) | yaml_encode }}
+      - node: {{ payload.get('node') | yaml_encode }}
+      - reason: {{ payload.get('reason') | yaml_encode }}
+      - target: {{ payload.get('target', 'cassandra') | yaml_encode }}

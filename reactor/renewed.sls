@@ -1,0 +1,13 @@
+# certdeploy/cert/renewed -> queue a rollout of exactly the named nodes (or the cluster).
+# The payload carries names and a store version, never key material. Fired on the master bus
+# the data sits at the top level; fired by a minion (event.send) it sits under data['data'].
+# Queuing is fast, so the reactor never blocks; the master's scheduler starts the rollout.
+{%- set payload = data.get('data', data) %}
+certdeploy-renewed:
+  runner.certdeploy.enqueue:
+    - args:
+      - cluster: {{ payload.get('cluster') | yaml_encode }}
+      - minions: {{ payload.get('minions') | yaml_encode }}
+      - version: {{ payload.get('version') | yaml_encode }}
+      - not_before: {{ payload.get('not_before') | yaml_encode }}
+      - force: {{ payload.get('force', False) | yaml_encode }}
