@@ -15,9 +15,12 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+# Salt puts the utils dirs on sys.path only while it loads this module: import every shared
+# module here, never lazily inside a function.
 try:
     import certdeploy_bundle
     import certdeploy_health
+    import certdeploy_health_check
     import certdeploy_material
     import certdeploy_node
     import certdeploy_target
@@ -487,8 +490,7 @@ def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_
 
         salt 'cass*' certdeploy.compliance min_days=30
     """
-    import certdeploy_health_check as hc
-
+    hc = certdeploy_health_check
     tgt = _target(target)
     record = certdeploy_node.last_record(tgt, _host()) or {}
     health = hc.node_health(

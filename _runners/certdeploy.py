@@ -14,10 +14,15 @@ from __future__ import annotations
 import logging
 import os
 
+# Salt puts the utils dirs on sys.path only while it loads this module, so every shared
+# module is imported here, at load time, never lazily inside a function.
 try:
     import certdeploy_job
+    import certdeploy_queue
     import certdeploy_report
     import certdeploy_rollout
+    import certdeploy_rotate
+    import certdeploy_store
 
     HAS_UTILS = True
     IMPORT_ERROR = ""
@@ -232,7 +237,6 @@ def report(job_id, load=None):
 
 def _settings():
     """Master config ``certdeploy:`` (store root, coalescing, auto-rollback window)."""
-    import certdeploy_store
 
     conf = dict(__opts__.get("certdeploy") or {})
     conf.setdefault("store_root", certdeploy_store.DEFAULT_ROOT)
@@ -253,7 +257,6 @@ def store_put(cluster, minion, cert_file, key_file, trust_file, chain_file=None,
 
         salt-run certdeploy.store_put prod cass-a1 /in/a1.crt /in/a1.key /in/ca.pem
     """
-    import certdeploy_store
 
     def read(path):
         if not path:
@@ -282,8 +285,6 @@ def enqueue(cluster=None, minions=None, version=None, not_before=None, force=Fal
 
         salt-run certdeploy.enqueue cluster=prod minions='[cass-a1, cass-a2]'
     """
-    import certdeploy_queue
-    import certdeploy_store
 
     root = _settings()["store_root"]
     if not minions:
@@ -329,7 +330,6 @@ def process_queue():
 
         salt-run certdeploy.process_queue
     """
-    import certdeploy_queue
 
     settings = _settings()
     master = _master()
@@ -366,6 +366,8 @@ def process_queue():
 
 
 def _windows(master, minions):
+    # Windows live in the minions' pillar; read them fresh, not from a stale compile.
+    master.call(minions[:1], "saltutil.refresh_pillar", {"wait": True}, 60)
     described = master.call(minions[:1], "certdeploy.describe", {}, 60)
     info = next(iter(described.values()), None)
     return (info or {}).get("maintenance_windows") if isinstance(info, dict) else None
@@ -381,7 +383,6 @@ def queue():
 
         salt-run certdeploy.queue
     """
-    import certdeploy_queue
 
     return certdeploy_queue.pending(__opts__["cachedir"])
 
@@ -548,7 +549,6 @@ def rotate_ca(
         salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem
         salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem phase=1
     """
-    import certdeploy_rotate
 
     try:
         with open(new_ca_file) as fh:

@@ -13,6 +13,7 @@ import ssl
 import tempfile
 
 import certdeploy_bundle as cb
+import certdeploy_cassandra_yaml as cyaml
 import certdeploy_probe as probe
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -82,8 +83,6 @@ def on_disk(target) -> dict:
 def configured_fingerprint(target) -> str | None:
     """Fingerprint of the keystore cassandra.yaml points the client port at right now: what
     the node serves once (re)activated. ``None`` when it cannot be read."""
-    import certdeploy_cassandra_yaml as cyaml
-
     try:
         client = cyaml.read_tls(target.config_file, node=target.node)["client_encryption_options"]
         pem = "PEMBased" in str((client.get("ssl_context_factory") or {}).get("class_name"))

@@ -4,7 +4,7 @@
 certdeploy-health-failed:
   runner.certdeploy.health_failed:
     - args:
-      - minion: {{ payload.get('minion', data.get('id')) | yaml_encode }}
-      - node: {{ payload.get('node') | yaml_encode }}
-      - reason: {{ payload.get('reason') | yaml_encode }}
-      - target: {{ payload.get('target', 'cassandra') | yaml_encode }}
+      - minion: {{ payload.get('minion', data.get('id')) | json }}
+      - node: {{ payload.get('node') | json }}
+      - reason: {{ payload.get('reason') | json }}
+      - target: {{ payload.get('target', 'cassandra') | json }}

@@ -6,8 +6,8 @@
 certdeploy-renewed:
   runner.certdeploy.enqueue:
     - args:
-      - cluster: {{ payload.get('cluster') | yaml_encode }}
-      - minions: {{ payload.get('minions') | yaml_encode }}
-      - version: {{ payload.get('version') | yaml_encode }}
-      - not_before: {{ payload.get('not_before') | yaml_encode }}
-      - force: {{ payload.get('force', False) | yaml_encode }}
+      - cluster: {{ payload.get('cluster') | json }}
+      - minions: {{ payload.get('minions') | json }}
+      - version: {{ payload.get('version') | json }}
+      - not_before: {{ payload.get('not_before') | json }}
+      - force: {{ payload.get('force', False) | json }}

@@ -61,6 +61,26 @@ def events(rig, salt_cli, synced):
     e.give()
 
 
+def _rollout_started_after(event_bus, since: float, timeout=60) -> tuple[str, dict]:
+    """The first rollout job that started after ``since``, and its finished event."""
+
+    def started():
+        hits = [
+            e
+            for e in event_bus.since(since, "certdeploy/rollout/")
+            if e["tag"].endswith("/started")
+        ]
+        return hits[0] if hits else None
+
+    job_id = _wait(started, timeout, "a rollout to start")["tag"].split("/")[2]
+
+    def finished():
+        hits = event_bus.since(since, f"certdeploy/rollout/{job_id}/finished")
+        return hits[0] if hits else None
+
+    return job_id, _wait(finished, 300, f"rollout {job_id} to finish")
+
+
 def _wait(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,14 +102,7 @@ def test_1_renewal_events_coalesce_into_one_rollout(events, event_bus, tmp_path)
     queued = event_bus.wait_for(f"certdeploy/queue/{CLUSTER}/started", started, timeout=90)
     assert queued["data"]["minions"] == ["cass1", "cass2", "cass3"]
     assert queued["data"]["events"] == 3
-    finished = event_bus.wait_for("certdeploy/rollout/", started, timeout=10)
-    job_id = finished["tag"].split("/")[2]
-
-    def done():
-        hits = event_bus.since(started, f"certdeploy/rollout/{job_id}/finished")
-        return hits[0] if hits else None
-
-    end = _wait(done, 240, "the rollout to finish")
+    job_id, end = _rollout_started_after(event_bus, queued["received"] - 1)
     assert end["data"]["status"] == "succeeded"
     elapsed = end["received"] - started
     print(f"\n[renewal] first event -> last node verified: {elapsed:.1f}s")
@@ -133,6 +146,7 @@ def test_2_beacon_detects_drift_and_reactor_rolls_node2_back(events, rig, salt_c
     deployed = salt_cli.run("certdeploy.deploy", "skip_cross_trust=True", minion_tgt="cass2")
     assert deployed.data["outcome"] == "deployed", deployed
     textfile = rig.root / "metrics" / "cass2.prom"
+    textfile.unlink(missing_ok=True)
     beacon = [{"interval": 2}, {"target": "cassandra"}, {"textfile": str(textfile)}]
     add = salt_cli.run("beacons.add", "certdeploy", json.dumps(beacon), minion_tgt="cass2")
     assert add.returncode == 0, add
@@ -177,14 +191,7 @@ def test_5_renewal_outside_the_window_waits_for_it(events, rig, event_bus, tmp_p
         begun = event_bus.wait_for(f"certdeploy/queue/{CLUSTER}/started", started, timeout=120)
         assert begun["received"] >= opens.timestamp()
 
-        def finished():
-            return event_bus.since(started, "certdeploy/rollout/") and [
-                e
-                for e in event_bus.since(started, "certdeploy/rollout/")
-                if e["tag"].endswith("/finished")
-            ]
-
-        end = _wait(finished, 240, "the scheduled rollout")[0]
+        _job_id, end = _rollout_started_after(event_bus, begun["received"] - 1)
         assert end["data"]["status"] == "succeeded"
         assert events.served() == {n: (leaves[n].fingerprint,) * 2 for n in NODES}
     finally:
@@ -213,7 +220,8 @@ def test_6_compliance_green_then_flags_exactly_two_findings(events, rig):
         rig.node(3).nodetool("reloadssl")
         # Node 3 now serves (and holds) a cert certdeploy did not deploy.
         ctx = rig.probe_context()
-        assert probe.served_fingerprint("127.0.0.3", 9042, ctx) == rogue.fingerprint
+        seen = probe.wait_for_fingerprint("127.0.0.3", 9042, ctx, rogue.fingerprint, timeout=30)
+        assert seen["matched"], seen
         red = events.salt_run("certdeploy.compliance", "cass*", *args)
         report, _ = last_json(red.stdout)
         assert red.returncode != 0 and not report["ok"]
@@ -227,6 +235,7 @@ def test_6_compliance_green_then_flags_exactly_two_findings(events, rig):
 
 def test_7_prometheus_textfile_parses_and_agrees(events, rig, salt_cli):
     textfile = rig.root / "metrics" / "cass1.prom"
+    textfile.unlink(missing_ok=True)  # only this beacon run's output counts
     beacon = [{"interval": 2}, {"target": "cassandra"}, {"textfile": str(textfile)}]
     salt_cli.run("beacons.add", "certdeploy", json.dumps(beacon), minion_tgt="cass1")
     try:
