@@ -136,6 +136,7 @@ class LoadGenerator:
                 str(self.rate),
                 "--out",
                 str(self.out),
+                *(["--tls", *map(str, self.tls)] if self.tls else []),
             ],
             cwd=repo,
             stdout=subprocess.DEVNULL,

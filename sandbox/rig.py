@@ -224,6 +224,7 @@ class Rig:
                 "'python -m sandbox --dir <its dir> down' (tests: or set CERTDEPLOY_TEST_RIG=<dir>)"
             )
         t0 = time.monotonic()
+        self._clear_leftovers()
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         fingerprints = self.issue_pki()
@@ -255,6 +256,17 @@ class Rig:
         took = self.timings["sandbox_up"]
         log(f"salt master + {self.nodes} minions answering; sandbox up in {took}s")
         return descriptor
+
+    def _clear_leftovers(self) -> None:
+        """A previous sandbox's directory (after `down`) holds old cluster data and Salt keys
+        that would confuse a new rig: start from scratch, but never delete a foreign dir."""
+        if not self.root.exists() or not any(self.root.iterdir()):
+            return
+        if not {"nodes", "pki", "salt"} & {p.name for p in self.root.iterdir()}:
+            raise NodeError(f"{self.root} exists and is not a sandbox: choose another --dir")
+        import shutil
+
+        shutil.rmtree(self.root)
 
     def down(self, log=print) -> None:
         # Tolerate a half-started rig: stop whatever the descriptor and pid files name.
