@@ -111,11 +111,12 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def _iso(when: dt.datetime) -> str:
+def iso_utc(when: dt.datetime) -> str:
+    """``2026-11-26T20:15:51Z``: the one timestamp format of returns and manifests."""
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _utc(now: dt.datetime | None) -> dt.datetime:
+def as_utc(now: dt.datetime | None) -> dt.datetime:
     # A naive ``now`` is taken as UTC, like the certificate times themselves.
     if now is None:
         return dt.datetime.now(dt.timezone.utc)
@@ -388,8 +389,8 @@ class Bundle:
             "subject": self.cert.subject.rfc4514_string(),
             "issuer": self.cert.issuer.rfc4514_string(),
             "serial": format(self.cert.serial_number, "x"),
-            "not_before": _iso(self.cert.not_valid_before_utc),
-            "not_after": _iso(self.cert.not_valid_after_utc),
+            "not_before": iso_utc(self.cert.not_valid_before_utc),
+            "not_after": iso_utc(self.cert.not_valid_after_utc),
             "sans": {
                 "ips": [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] if san else [],
                 "dns": san.get_values_for_type(x509.DNSName) if san else [],
@@ -473,7 +474,7 @@ def build_chain(
     refuse on the spot: missing intermediate, untrusted root, bad signature, non-CA issuer,
     CA outside its validity window.
     """
-    now = _utc(now)
+    now = as_utc(now)
     anchors = list(anchors)
     anchor_ders = {_der(a) for a in anchors}
     path = [leaf]
@@ -559,14 +560,14 @@ def _check_ca_validity(path: list, now: dt.datetime) -> ChainResult:
                 False,
                 tuple(path),
                 f"CA {describe(ca)} in the chain is not valid until "
-                f"{_iso(ca.not_valid_before_utc)}",
+                f"{iso_utc(ca.not_valid_before_utc)}",
                 "check the clock, or wait until that CA is valid",
             )
         if now >= ca.not_valid_after_utc:
             return ChainResult(
                 False,
                 tuple(path),
-                f"CA {describe(ca)} in the chain expired on {_iso(ca.not_valid_after_utc)}",
+                f"CA {describe(ca)} in the chain expired on {iso_utc(ca.not_valid_after_utc)}",
                 f"renew CA {describe(ca)}, reissue from it and distribute it to every truststore",
             )
     return ChainResult(True, tuple(path))
@@ -591,7 +592,7 @@ def validate(
     Nothing is raised for a failed check: pass the result to :func:`raise_on_failures`
     (or report it) as the caller sees fit.
     """
-    now = _utc(now)
+    now = as_utc(now)
     anchors = list(bundle.trust if trust_anchors is None else trust_anchors)
     return [
         _check_chain(bundle, anchors, now),
@@ -689,24 +690,24 @@ def _check_validity(bundle: Bundle, min_days: int, now: dt.datetime) -> dict:
         return _finding(
             "validity",
             False,
-            f"not yet valid: valid from {_iso(start)} (now is {_iso(now)})",
+            f"not yet valid: valid from {iso_utc(start)} (now is {iso_utc(now)})",
             "check the clocks of the issuing host and the node, or reissue with a start time "
             "in the past",
         )
     if now >= end:
         return _finding(
-            "validity", False, f"expired on {_iso(end)}", "renew the certificate and deploy that"
+            "validity", False, f"expired on {iso_utc(end)}", "renew the certificate and deploy that"
         )
     if now + dt.timedelta(days=min_days) >= end:
         left = (end - now).days
         return _finding(
             "validity",
             False,
-            f"expires within {min_days} days: on {_iso(end)} ({left} days left, "
+            f"expires within {min_days} days: on {iso_utc(end)} ({left} days left, "
             f"minimum is {min_days})",
             "renew the certificate (or lower min_days_remaining deliberately)",
         )
-    return _finding("validity", True, f"valid from {_iso(start)} until {_iso(end)}")
+    return _finding("validity", True, f"valid from {iso_utc(start)} until {iso_utc(end)}")
 
 
 def _check_key_policy(bundle: Bundle) -> dict:

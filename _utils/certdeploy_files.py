@@ -168,9 +168,11 @@ def atomic_write(
     mode: int = 0o600,
     owner: str | None = None,
     group: str | None = None,
+    always: bool = False,
 ) -> bool:
     """Replace ``path`` with ``data`` atomically; readers see the old or the new file, never a
-    torn one. Returns ``False`` (and writes nothing) when the file already matches.
+    torn one. Returns ``False`` (and writes nothing) when the file already matches, unless
+    ``always`` (e.g. a metrics textfile whose mtime tells its freshness).
 
     The temp file is created 0600 with O_EXCL in the same directory (same filesystem, so
     os.replace is atomic) and only gets its final mode/owner after the bytes are on disk.
@@ -186,7 +188,7 @@ def atomic_write(
             f"Fix: manage the real file ({os.path.realpath(path)}) instead"
         )
     try:
-        if _already_current(path, data, mode, uid, gid):
+        if not always and _already_current(path, data, mode, uid, gid):
             return False
     except OSError as exc:
         raise CommandExecutionError(f"{path}: cannot inspect: {exc.strerror}") from exc

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
+
+import certdeploy_files
 
 LABELS = ("node", "target", "cluster")
 
@@ -101,28 +102,8 @@ def render(samples: list[dict]) -> str:
 def write(path: str, text: str) -> None:
     """Replace ``path`` atomically with ``text``, mode 0644 (node_exporter runs as another
     user). The directory is created (0755) if missing. Always rewrites, so the file's mtime
-    tells how fresh the metrics are (``node_textfile_mtime_seconds``)."""
+    tells how fresh the metrics are (``node_textfile_mtime_seconds``); the temp file's name
+    does not end in ".prom", so the collector never reads a half-written one."""
     path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    # Not ending in ".prom": the collector ignores the temp file while it is being written.
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), 0o644)  # explicit: independent of the umask
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    certdeploy_files.atomic_write(path, text.encode("utf-8"), mode=0o644, always=True)

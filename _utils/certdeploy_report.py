@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime
 import html
 import json
-import os
-import tempfile
+
+import certdeploy_files
 
 __all__ = ["render_html", "render_text", "write_report", "gantt_svg"]
 
@@ -785,22 +785,5 @@ def write_report(job: dict, path: str) -> str:
 
     Returns ``path``. On any failure the temp file is removed and ``path`` is left untouched.
     """
-    data = render_html(job).encode("utf-8")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    certdeploy_files.atomic_write(path, render_html(job).encode("utf-8"), mode=0o644, always=True)
     return path

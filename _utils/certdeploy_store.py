@@ -81,16 +81,6 @@ def _check_version(version, minion_id: str) -> str:
     return version
 
 
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
-
-
 # ----------------------------------------------------------------------------- filesystem
 
 
@@ -264,7 +254,7 @@ def put(
     """
     root = _root(root)
     cluster, minion_id = _names(cluster, minion_id)
-    now = _utc(now)
+    now = bundle_util.as_utc(now)
     loaded = bundle_util.load_bundle(bundle, minion_id)
     findings = bundle_util.validate(
         loaded,
@@ -299,7 +289,7 @@ def put(
     version_dir = os.path.join(minion_dir, version)
     meta = {
         "version": version,
-        "created": _iso(now),
+        "created": bundle_util.iso_utc(now),
         "fingerprint": summary["fingerprint"],
         "not_after": summary["not_after"],
         "subject": summary["subject"],

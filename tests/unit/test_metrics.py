@@ -9,6 +9,7 @@ import stat
 import certdeploy_metrics as metrics
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from salt.exceptions import CommandExecutionError
 
 NAMES = {
     "certdeploy_cert_expiry_timestamp_seconds",
@@ -133,7 +134,7 @@ def test_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(CommandExecutionError, match="disk full"):
         metrics.write(str(path), "new\n")
     assert path.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["certdeploy.prom"]

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 import certdeploy_report as report
 import pytest
+from salt.exceptions import CommandExecutionError
 
 T0 = 1795725000.0  # 2026-11-26T20:30:00Z, matching the job id
 OLD = ["a1" * 32, "b2" * 32, "c3" * 32]
@@ -303,8 +304,8 @@ def test_write_report_failure_leaves_target_and_no_temp(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError("replace failed")
 
-    monkeypatch.setattr(report.os, "replace", boom)
-    with pytest.raises(OSError, match="replace failed"):
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(CommandExecutionError, match="replace failed"):
         report.write_report(sample_job(), str(target))
     assert target.read_text() == "old report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
