@@ -114,6 +114,7 @@ def rollout(
     gate_timeout=90,
     settle=10,
     health_keyspace="certdeploy_health",
+    not_before=None,
 ):
     """
     Roll the pillar bundles out to the targeted Cassandra nodes: plan (topology-aware batches,
@@ -130,7 +131,17 @@ def rollout(
 
         salt-run certdeploy.rollout 'cass*' test=True
         salt-run certdeploy.rollout 'cass*' method=reload on_failure=rollback_all
+        salt-run certdeploy.rollout 'cass*' not_before=2026-12-01T02:00:00Z
+
+    ``not_before`` (ISO time or epoch) queues the rollout instead; the master's scheduler
+    starts it then (and inside the cluster's maintenance window, unless ``force``).
     """
+    if not_before:
+        master = _master()
+        minions = sorted(master.expected(tgt, tgt_type))
+        described = master.call(minions[:1], "certdeploy.describe", {"target": target}, 60)
+        cluster = next(iter(described.values()), {}).get("cluster", "default")
+        return enqueue(cluster=cluster, minions=minions, not_before=not_before, force=force)
     opts = certdeploy_rollout.Options(
         target=target,
         method=method,
@@ -301,7 +312,11 @@ def enqueue(cluster=None, minions=None, version=None, not_before=None, force=Fal
     if isinstance(not_before, str):
         import datetime as dt
 
-        not_before = dt.datetime.fromisoformat(not_before.replace("Z", "+00:00")).timestamp()
+        try:
+            not_before = float(not_before)
+        except ValueError:
+            stamp = dt.datetime.fromisoformat(not_before.replace("Z", "+00:00"))
+            not_before = stamp.timestamp()
     entry = certdeploy_queue.enqueue(
         __opts__["cachedir"],
         cluster,
