@@ -327,7 +327,10 @@ def _run_batch(master, job, batch, opts):
             job = job.with_node(node_id, state=ret["outcome"], error=ret.get("error"))
             failed.append(node_id)
         _event(master, job, node_id, ret["outcome"])
-        master.progress(f"{node_id}: {ret['outcome']} in {ret['timings'].get('total')}s")
+        steps = ", ".join(
+            f"{step} {seconds}s" for step, seconds in ret["timings"].items() if step != "total"
+        )
+        master.progress(f"{node_id}: {ret['outcome']} in {ret['timings'].get('total')}s ({steps})")
     if failed:
         return job, failed
     gate_started = time.time()
