@@ -19,7 +19,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 # module here, never lazily inside a function.
 try:
     import certdeploy_bundle
-    import certdeploy_health
+    import certdeploy_gate
     import certdeploy_health_check
     import certdeploy_material
     import certdeploy_node
@@ -446,7 +446,7 @@ def keyspaces(target="cassandra"):
     """
     tgt = _target(target)
     try:
-        return certdeploy_health.keyspaces(tgt)
+        return certdeploy_gate.keyspaces(tgt)
     except Exception as exc:  # noqa: BLE001 - the driver raises many types
         raise CommandExecutionError(f"{tgt.node}: cannot read keyspaces over CQL: {exc}") from exc
 
@@ -466,7 +466,7 @@ def health_gate(
         salt cass1 certdeploy.health_gate expect='{"127.0.0.2": "<sha256>"}'
     """
     tgt = _target(target)
-    return certdeploy_health.gate(
+    return certdeploy_gate.gate(
         tgt,
         _host(),
         dict(expect),

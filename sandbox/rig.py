@@ -88,7 +88,7 @@ class Rig:
         self.client_cert.write_bytes(pki.cert_pem(client.cert, *client.chain))
         self.client_key.touch(mode=0o600)
         self.client_key.write_bytes(pki.key_pem(client.key))
-        passwords = self._passwords()
+        passwords = self.store_passwords()
         fingerprints = {}
         for node in self.all_nodes():
             leaf = issuing.issue_node(node.n)
@@ -110,7 +110,7 @@ class Rig:
     def root_ca(self) -> pki.CA:
         return pki.load_ca(self.pki_dir, "root-ca")
 
-    def _passwords(self) -> dict:
+    def store_passwords(self) -> dict:
         path = self.pki_dir / "store-passwords.json"
         if not path.exists():
             path.touch(mode=0o600)
@@ -122,7 +122,7 @@ class Rig:
     # ------------------------------------------------------------------ configs
 
     def tls_sections(self, node: Node) -> dict:
-        passwords = self._passwords()
+        passwords = self.store_passwords()
         common = {
             "keystore": str(self.keystore_path(node)),
             "truststore": str(self.truststore_path(node)),
@@ -156,7 +156,7 @@ class Rig:
 
     def pillar_for(self, node: Node) -> dict:
         """The node description a minion gets: the ``cassandra`` target profile."""
-        passwords = self._passwords()
+        passwords = self.store_passwords()
         control_base = [sys.executable, "-m", "sandbox", "--dir", str(self.root), "node"]
         return {
             "certdeploy": {

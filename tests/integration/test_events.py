@@ -154,7 +154,7 @@ def test_2_beacon_detects_drift_and_reactor_rolls_node2_back(events, rig, salt_c
         _wait(textfile.exists, 30, "the beacon's first run")
         # Drift: someone swaps node 2's keystore behind certdeploy's back.
         rogue = rig.issuing_ca().issue_node(2)
-        password = rig._passwords()["keystore"]
+        password = rig.store_passwords()["keystore"]
         from sandbox.rig import _write_private
 
         started = time.time()
@@ -214,7 +214,7 @@ def test_6_compliance_green_then_flags_exactly_two_findings(events, rig):
 
     keystore3 = rig.keystore_path(rig.node(3))
     original3 = keystore3.read_bytes()
-    password = rig._passwords()["keystore"]
+    password = rig.store_passwords()["keystore"]
     try:
         _write_private(keystore3, pki.keystore_bytes(rogue, "pkcs12", password))
         rig.node(3).nodetool("reloadssl")

@@ -57,7 +57,7 @@ def _served(rig, node):
 
 
 def _install_in_place(rig, node, leaf):
-    password = rig._passwords()["keystore"]
+    password = rig.store_passwords()["keystore"]
     _write_private(rig.keystore_path(node), pki.keystore_bytes(leaf, rig.store_type, password))
 
 
