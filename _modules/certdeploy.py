@@ -137,6 +137,7 @@ def peer_info(target="cassandra"):
             "node": tgt.node,
             "chain_pem": certdeploy_material.current_chain_pem(tgt),
             "trust_pem": certdeploy_bundle.cert_pem(*certdeploy_material.current_trust(tgt)),
+            "not_after": (certdeploy_material.on_disk(tgt)["keystore"] or {}).get("not_after"),
         }
     except OSError as exc:
         raise CommandExecutionError(f"{tgt.node}: cannot read installed stores: {exc}") from exc

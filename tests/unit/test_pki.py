@@ -31,7 +31,7 @@ def test_stores_round_trip(tmp_path):
     ts = pkcs12.load_pkcs12(pki.pkcs12_truststore("pw", root.cert), b"pw")
     assert [c.certificate for c in ts.additional_certs] == [root.cert]
     pem = pki.pem_keystore(leaf)
-    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert pem.startswith(pki.PKCS8_HEADER)
     assert len(x509.load_pem_x509_certificates(pem)) == 2
 
 

@@ -194,7 +194,7 @@ def test_encrypted_key_is_stored_as_plain_pkcs8(root, ca, leaves):
     }
     meta = store.put(root, CLUSTER, "cass1", bundle)
     stored = (vdir(root) / "key.pem").read_text()
-    assert stored.startswith("-----BEGIN PRIVATE KEY-----")
+    assert stored.startswith(pki.PKCS8_HEADER.decode())
     key = serialization.load_pem_private_key(stored.encode(), None)
     assert key.public_key() == leaf.key.public_key()
     got = store.read(root, CLUSTER, "cass1")
@@ -450,7 +450,7 @@ def test_ext_pillar_serves_only_the_requested_minion(root, pillar_mod, bundles, 
     }
     served = key_lines(*got["certdeploy"]["bundle"].values())
     other_key = key_lines(bundles["cass2"]["key"])
-    assert served & other_key == {"-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----"}
+    assert served & other_key == {pki.PKCS8_HEADER.decode(), pki.PKCS8_FOOTER.decode()}
     assert leaves["cass2"].fingerprint not in json.dumps(got)
 
     assert (
