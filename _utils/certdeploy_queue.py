@@ -41,7 +41,7 @@ def window_open(windows, now: float | None = None) -> tuple[bool, float | None]:
             days = [d.lower()[:3] for d in window.get("days", DAYS)]
             start_t = dt.time.fromisoformat(window["start"])
             end_t = dt.time.fromisoformat(window["end"])
-            for offset in range(0, 8):
+            for offset in range(-1, 8):  # -1: an overnight window that began yesterday
                 day = (now_dt + dt.timedelta(days=offset)).date()
                 if DAYS[day.weekday()] not in days:
                     continue
@@ -82,14 +82,21 @@ def _path(cachedir: str, cluster: str) -> str:
     return os.path.join(queue_dir(cachedir), f"{cluster}.json")
 
 
+def _read(path: str) -> dict | None:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
 def pending(cachedir: str) -> list[dict]:
     directory = queue_dir(cachedir)
     entries = []
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
-        if name.endswith(".json"):
-            with contextlib.suppress(OSError, ValueError):
-                with open(os.path.join(directory, name)) as fh:
-                    entries.append(json.load(fh))
+        entry = _read(os.path.join(directory, name)) if name.endswith(".json") else None
+        if entry is not None:
+            entries.append(entry)
     return entries
 
 
@@ -100,19 +107,15 @@ def enqueue(
     now = now or time.time()
     with _locked(cachedir):
         path = _path(cachedir, cluster)
-        try:
-            with open(path) as fh:
-                entry = json.load(fh)
-        except (OSError, ValueError):
-            entry = {
-                "cluster": cluster,
-                "minions": [],
-                "first": now,
-                "events": 0,
-                "versions": {},
-                "not_before": None,
-                "force": False,
-            }
+        entry = _read(path) or {
+            "cluster": cluster,
+            "minions": [],
+            "first": now,
+            "events": 0,
+            "versions": {},
+            "not_before": None,
+            "force": False,
+        }
         entry["minions"] = sorted(set(entry["minions"]) | set(minions))
         entry["events"] += 1
         entry["last"] = now
@@ -130,12 +133,9 @@ def take(cachedir: str, cluster: str) -> dict | None:
     """Remove and return the cluster's entry (exactly one caller gets it)."""
     with _locked(cachedir):
         path = _path(cachedir, cluster)
-        try:
-            with open(path) as fh:
-                entry = json.load(fh)
-        except (OSError, ValueError):
-            return None
-        os.unlink(path)
+        entry = _read(path)
+        if entry is not None:
+            os.unlink(path)
         return entry
 
 

@@ -1,0 +1,49 @@
+"""Renewal queue: coalescing, maintenance windows, not_before, exactly-once take."""
+
+import datetime as dt
+
+import certdeploy_queue as queue
+
+T0 = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.timezone.utc).timestamp()  # a Thursday
+
+
+def test_renewals_of_one_cluster_coalesce(tmp_path):
+    queue.enqueue(str(tmp_path), "prod", ["a"], now=T0)
+    queue.enqueue(str(tmp_path), "prod", ["b", "a"], version="v0002", now=T0 + 2)
+    (entry,) = queue.pending(str(tmp_path))
+    assert entry["minions"] == ["a", "b"] and entry["events"] == 2
+    assert entry["first"] == T0 and entry["versions"] == {"b": "v0002", "a": "v0002"}
+
+
+def test_take_is_exactly_once(tmp_path):
+    queue.enqueue(str(tmp_path), "prod", ["a"], now=T0)
+    assert queue.take(str(tmp_path), "prod")["minions"] == ["a"]
+    assert queue.take(str(tmp_path), "prod") is None
+    assert queue.pending(str(tmp_path)) == []
+
+
+def test_ready_waits_for_coalescing_not_before_and_window():
+    entry = {"first": T0, "not_before": None, "force": False}
+    assert not queue.ready(entry, coalesce_seconds=30, now=T0 + 10)[0]
+    assert queue.ready(entry, coalesce_seconds=30, now=T0 + 31) == (True, "ready")
+    later = {**entry, "not_before": T0 + 100}
+    assert not queue.ready(later, coalesce_seconds=30, now=T0 + 31)[0]
+    weekly = [{"days": ["thu"], "start": "21:00", "end": "22:00"}]
+    ok, why = queue.ready(entry, coalesce_seconds=0, windows=weekly, now=T0)
+    assert not ok and "window closed" in why
+    assert queue.ready(entry, coalesce_seconds=0, windows=weekly, now=T0 + 3600)[0]
+    forced = {**entry, "force": True}
+    assert queue.ready(forced, coalesce_seconds=0, windows=weekly, now=T0) == (
+        True,
+        "window overridden by force",
+    )
+
+
+def test_window_open_weekly_one_off_and_overnight():
+    assert queue.window_open([], T0) == (True, None)
+    one_off = [{"start": "2026-11-26T20:30:00Z", "end": "2026-11-26T21:00:00Z"}]
+    assert queue.window_open(one_off, T0) == (False, T0 + 1800)
+    assert queue.window_open(one_off, T0 + 1800)[0]
+    overnight = [{"days": ["thu"], "start": "19:00", "end": "02:00"}]
+    assert queue.window_open(overnight, T0)[0]
+    assert queue.window_open(overnight, T0 + 5 * 3600)[0]  # 01:00 Friday, still open
