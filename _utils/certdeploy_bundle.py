@@ -14,23 +14,18 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import ipaddress
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from salt.exceptions import SaltInvocationError
 
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_CHAIN_DEPTH = 8
-MIN_RSA_BITS = 2048
-ALLOWED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
-WEAK_HASHES = ("sha1", "md5")
 STORE_TYPES = ("pkcs12", "pem")
 
 # Key types a certificate can carry and a keystore can hold; whether they are *strong enough*
@@ -99,7 +94,7 @@ def describe_key(key) -> str:
     return type(pub).__name__
 
 
-def _spki(key_or_cert) -> bytes:
+def spki(key_or_cert) -> bytes:
     """SubjectPublicKeyInfo DER of a certificate, a private key or a public key."""
     pub = key_or_cert.public_key() if hasattr(key_or_cert, "public_key") else key_or_cert
     return pub.public_bytes(
@@ -123,7 +118,7 @@ def as_utc(now: dt.datetime | None) -> dt.datetime:
     return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
 
 
-def _extension(cert: x509.Certificate, ext_class):
+def extension(cert: x509.Certificate, ext_class):
     """The extension's value, or None when absent (or unreadable: same verdict for a check)."""
     try:
         return cert.extensions.get_extension_for_class(ext_class).value
@@ -138,10 +133,6 @@ def _dedupe(certs) -> tuple[x509.Certificate, ...]:
             seen.add(_der(cert))
             out.append(cert)
     return tuple(out)
-
-
-def _finding(check: str, ok: bool, message: str, fix: str = "") -> dict:
-    return {"check": check, "ok": ok, "message": message, "fix": "" if ok else fix}
 
 
 # ----------------------------------------------------------------------------- PEM parsing
@@ -342,7 +333,7 @@ def _decrypt_key(block: _Block, password: bytes | None, node, field, pass_field)
         key = serialization.load_pem_private_key(block.text.encode("ascii"), password)
     except UnsupportedAlgorithm:
         raise bad_input(
-            node, field, "uses an unsupported key algorithm or encryption", _key_type_fix()
+            node, field, "uses an unsupported key algorithm or encryption", key_type_fix()
         ) from None
     except (ValueError, TypeError):
         if block.encrypted:
@@ -356,11 +347,11 @@ def _decrypt_key(block: _Block, password: bytes | None, node, field, pass_field)
             node, field, "is truncated or corrupt: it does not parse as a private key", _PEM_FIX
         ) from None
     if not isinstance(key, _SIGNING_KEYS):
-        raise bad_input(node, field, f"unsupported key type {describe_key(key)}", _key_type_fix())
+        raise bad_input(node, field, f"unsupported key type {describe_key(key)}", key_type_fix())
     return key
 
 
-def _key_type_fix() -> str:
+def key_type_fix() -> str:
     return "use an RSA (>= 2048 bits) or EC P-256/P-384/P-521 key in PKCS#8 or traditional PEM"
 
 
@@ -383,7 +374,7 @@ class Bundle:
 
     def public_summary(self) -> dict:
         """What may be reported or logged about the bundle: public facts only."""
-        san = _extension(self.cert, x509.SubjectAlternativeName)
+        san = extension(self.cert, x509.SubjectAlternativeName)
         return {
             "fingerprint": self.fingerprint,
             "subject": self.cert.subject.rfc4514_string(),
@@ -437,411 +428,6 @@ def _issuer_order(leaf, certs) -> tuple[x509.Certificate, ...]:
         rest.remove(issuer)
         current = issuer
     return tuple(ordered + rest)
-
-
-# ----------------------------------------------------------------------------- chain building
-
-
-@dataclass(frozen=True)
-class ChainResult:
-    """The outcome of :func:`build_chain`: the path found and, on failure, why and what to do."""
-
-    ok: bool
-    path: tuple[x509.Certificate, ...]
-    problem: str = ""
-    fix: str = ""
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def build_chain(
-    leaf: x509.Certificate,
-    intermediates,
-    anchors,
-    now: dt.datetime | None = None,
-) -> ChainResult:
-    """Walk from ``leaf`` through ``intermediates`` to one of ``anchors`` (by signature).
-
-    Small on purpose: no name constraints or policies, just what a Java trust manager would
-    refuse on the spot: missing intermediate, untrusted root, bad signature, non-CA issuer,
-    CA outside its validity window.
-    """
-    now = as_utc(now)
-    anchors = list(anchors)
-    anchor_ders = {_der(a) for a in anchors}
-    path = [leaf]
-    for _ in range(MAX_CHAIN_DEPTH):
-        current = path[-1]
-        if _der(current) in anchor_ders:
-            return _check_ca_validity(path, now)
-        issuer = next((a for a in anchors if _issued_by(current, a)), None)
-        if issuer is not None:
-            path.append(issuer)
-            return _check_ca_validity(path, now)
-        candidates = [c for c in intermediates if all(_der(c) != _der(p) for p in path)]
-        issuer = next((c for c in candidates if _issued_by(current, c)), None)
-        if issuer is None:
-            return _no_issuer(current, path, candidates, anchors)
-        if not _is_ca(issuer):
-            return ChainResult(
-                False,
-                tuple(path),
-                f"{describe(issuer)} issued {describe(current)} but is not a CA "
-                "(no basicConstraints CA:TRUE)",
-                "issue the certificate from a proper CA certificate",
-            )
-        path.append(issuer)
-    return ChainResult(
-        False,
-        tuple(path),
-        f"no trusted CA within {MAX_CHAIN_DEPTH} certificates of {describe(leaf)}",
-        "pass a shorter chain that ends at a CA in the truststore",
-    )
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    constraints = _extension(cert, x509.BasicConstraints)
-    return bool(constraints and constraints.ca)
-
-
-def _no_issuer(current, path, candidates, anchors) -> ChainResult:
-    """Explain why ``current`` has no issuer: untrusted root, bad signature or missing CA."""
-    issuer_name = f"'{current.issuer.rfc4514_string()}'"
-    if current.subject == current.issuer and _issued_by(current, current):
-        return ChainResult(
-            False,
-            tuple(path),
-            f"untrusted issuer: the chain ends at self-signed {describe(current)}, "
-            "which is not a trusted CA",
-            "reissue the certificate from a trusted CA; if "
-            f"{describe(current)} is the intended new CA, a CA rotation is needed "
-            "(phase 1: add it to every truststore first)",
-        )
-    if any(c.subject == current.issuer for c in [*anchors, *candidates]):
-        weak = _weak_hash(current)
-        if weak:
-            # OpenSSL refuses to verify SHA-1/MD5 signatures at all: say so, not "bad key".
-            return ChainResult(
-                False,
-                tuple(path),
-                f"the signature on {describe(current)} uses {weak}, which is refused",
-                "reissue it signed with SHA-256 or stronger",
-            )
-        return ChainResult(
-            False,
-            tuple(path),
-            f"the signature on {describe(current)} does not verify against any CA named "
-            f"{issuer_name} (CA re-keyed under the same name, or a refused algorithm)",
-            "supply the CA certificate whose key actually signed it, or reissue the certificate",
-        )
-    return ChainResult(
-        False,
-        tuple(path),
-        f"missing intermediate: issuer {issuer_name} of {describe(current)} is neither in the "
-        "chain nor a trusted CA",
-        f"add the intermediate CA certificate {issuer_name} to chain (or after the leaf in "
-        f"cert); if {issuer_name} is a root CA it is not trusted: reissue from a trusted CA",
-    )
-
-
-def _check_ca_validity(path: list, now: dt.datetime) -> ChainResult:
-    """Every CA of a complete path (not the leaf: that is the validity check) must be current."""
-    for ca in path[1:]:
-        if now < ca.not_valid_before_utc:
-            return ChainResult(
-                False,
-                tuple(path),
-                f"CA {describe(ca)} in the chain is not valid until "
-                f"{iso_utc(ca.not_valid_before_utc)}",
-                "check the clock, or wait until that CA is valid",
-            )
-        if now >= ca.not_valid_after_utc:
-            return ChainResult(
-                False,
-                tuple(path),
-                f"CA {describe(ca)} in the chain expired on {iso_utc(ca.not_valid_after_utc)}",
-                f"renew CA {describe(ca)}, reissue from it and distribute it to every truststore",
-            )
-    return ChainResult(True, tuple(path))
-
-
-# ----------------------------------------------------------------------------- the checks
-
-
-def validate(
-    bundle: Bundle,
-    *,
-    node: str,
-    names: dict,
-    trust_anchors: list[x509.Certificate] | None = None,
-    min_days_remaining: int = 30,
-    now: dt.datetime | None = None,
-    peers: list[dict] | None = None,
-    skip_cross_trust: bool = False,
-) -> list[dict]:
-    """Run every check; one ``{check, ok, message, fix}`` finding each, in a fixed order.
-
-    Nothing is raised for a failed check: pass the result to :func:`raise_on_failures`
-    (or report it) as the caller sees fit.
-    """
-    now = as_utc(now)
-    anchors = list(bundle.trust if trust_anchors is None else trust_anchors)
-    return [
-        _check_chain(bundle, anchors, now),
-        _check_key_match(bundle),
-        _check_names(bundle, names),
-        _check_validity(bundle, min_days_remaining, now),
-        _check_key_policy(bundle),
-        _check_signature(bundle),
-        _check_eku(bundle),
-        _check_cross_trust(bundle, node, peers, skip_cross_trust, now),
-    ]
-
-
-def _check_chain(bundle: Bundle, anchors, now) -> dict:
-    result = build_chain(bundle.cert, bundle.chain, anchors, now)
-    if result.ok:
-        path = " -> ".join(describe(c) for c in result.path)
-        return _finding("chain", True, f"chain builds to a trusted CA: {path}")
-    return _finding("chain", False, result.problem, result.fix)
-
-
-def _check_key_match(bundle: Bundle) -> dict:
-    if _spki(bundle.key) == _spki(bundle.cert):
-        return _finding("key_match", True, "the key matches the certificate's public key")
-    return _finding(
-        "key_match",
-        False,
-        f"the key ({describe_key(bundle.key)}) is not the key of certificate "
-        f"{describe(bundle.cert)} ({describe_key(bundle.cert.public_key())})",
-        "pass the private key the certificate was issued for (or the certificate for this key)",
-    )
-
-
-def _check_names(bundle: Bundle, names: dict) -> dict:
-    wanted_ips, wanted_dns = _as_list((names or {}).get("ips")), _as_list((names or {}).get("dns"))
-    if not wanted_ips and not wanted_dns:
-        return _finding(
-            "names",
-            False,
-            "no node names were given to check against the SAN",
-            "pass names={'ips': [listen/rpc addresses], 'dns': [hostnames]}",
-        )
-    san = _extension(bundle.cert, x509.SubjectAlternativeName)
-    wanted = ", ".join([*(f"IP:{i}" for i in wanted_ips), *(f"DNS:{d}" for d in wanted_dns)])
-    if san is None:
-        return _finding(
-            "names",
-            False,
-            f"certificate {describe(bundle.cert)} has no subjectAltName extension",
-            f"reissue it with subjectAltName {wanted}",
-        )
-    san_ips = list(san.get_values_for_type(x509.IPAddress))
-    san_dns = san.get_values_for_type(x509.DNSName)
-    missing = []
-    for ip in wanted_ips:
-        try:
-            if ipaddress.ip_address(str(ip).strip()) not in san_ips:
-                missing.append(f"IP:{ip}")
-        except ValueError:
-            missing.append(f"IP:{ip} (not an IP address: check names.ips)")
-    missing += [f"DNS:{d}" for d in wanted_dns if not any(_dns_matches(p, d) for p in san_dns)]
-    has = ", ".join([*(f"IP:{i}" for i in san_ips), *(f"DNS:{d}" for d in san_dns)]) or "nothing"
-    if missing:
-        return _finding(
-            "names",
-            False,
-            f"not covered by the certificate's SAN: {', '.join(missing)} (the SAN has {has})",
-            f"reissue the certificate with subjectAltName {wanted}",
-        )
-    return _finding("names", True, f"the SAN covers {wanted}")
-
-
-def _as_list(value) -> list:
-    # A lone string is one name, not a list of characters.
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _dns_matches(pattern: str, name: str) -> bool:
-    """Case-insensitive; ``*.example.com`` matches exactly one extra leading label."""
-    pattern, name = pattern.lower().rstrip("."), str(name).strip().lower().rstrip(".")
-    if pattern == name:
-        return True
-    if not pattern.startswith("*.") or "." not in pattern[2:]:
-        return False  # no wildcard, or one as broad as "*.com"
-    suffix = pattern[1:]
-    label = name[: -len(suffix)] if name.endswith(suffix) else ""
-    return bool(label) and "." not in label
-
-
-def _check_validity(bundle: Bundle, min_days: int, now: dt.datetime) -> dict:
-    start, end = bundle.cert.not_valid_before_utc, bundle.cert.not_valid_after_utc
-    if now < start:
-        return _finding(
-            "validity",
-            False,
-            f"not yet valid: valid from {iso_utc(start)} (now is {iso_utc(now)})",
-            "check the clocks of the issuing host and the node, or reissue with a start time "
-            "in the past",
-        )
-    if now >= end:
-        return _finding(
-            "validity", False, f"expired on {iso_utc(end)}", "renew the certificate and deploy that"
-        )
-    if now + dt.timedelta(days=min_days) >= end:
-        left = (end - now).days
-        return _finding(
-            "validity",
-            False,
-            f"expires within {min_days} days: on {iso_utc(end)} ({left} days left, "
-            f"minimum is {min_days})",
-            "renew the certificate (or lower min_days_remaining deliberately)",
-        )
-    return _finding("validity", True, f"valid from {iso_utc(start)} until {iso_utc(end)}")
-
-
-def _check_key_policy(bundle: Bundle) -> dict:
-    pub = bundle.cert.public_key()
-    desc = describe_key(pub)
-    ok = (isinstance(pub, rsa.RSAPublicKey) and pub.key_size >= MIN_RSA_BITS) or (
-        isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.name in ALLOWED_CURVES
-    )
-    if ok:
-        return _finding("key_policy", True, f"key is {desc}")
-    return _finding(
-        "key_policy",
-        False,
-        f"key {desc} is not allowed (RSA >= {MIN_RSA_BITS} bits or EC "
-        f"{'/'.join(ALLOWED_CURVES)} only)",
-        f"reissue with a new key: {_key_type_fix()}",
-    )
-
-
-def _weak_hash(cert: x509.Certificate) -> str | None:
-    """``SHA1``/``MD5`` (or a note for an unknown algorithm) when the signature hash is weak."""
-    try:
-        alg = cert.signature_hash_algorithm  # None for Ed25519/Ed448: not a weak hash
-    except UnsupportedAlgorithm:
-        return "an unrecognised signature algorithm"
-    return alg.name.upper() if alg is not None and alg.name in WEAK_HASHES else None
-
-
-def _check_signature(bundle: Bundle) -> dict:
-    weak = [
-        f"{describe(cert)} ({_weak_hash(cert)})"
-        for cert in (bundle.cert, *bundle.chain)
-        if _weak_hash(cert)
-    ]
-    if weak:
-        return _finding(
-            "signature",
-            False,
-            f"weak signature hash on {', '.join(weak)}",
-            "reissue those certificates signed with SHA-256 or stronger",
-        )
-    return _finding("signature", True, "no SHA-1/MD5 signature on the leaf or the chain")
-
-
-def _check_eku(bundle: Bundle) -> dict:
-    eku = _extension(bundle.cert, x509.ExtendedKeyUsage)
-    if eku is None:
-        return _finding(
-            "eku",
-            False,
-            "the certificate has no extendedKeyUsage extension",
-            "reissue it with extendedKeyUsage serverAuth, clientAuth (internode mTLS needs both)",
-        )
-    wanted = {
-        "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
-        "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
-    }
-    missing = [name for name, oid in wanted.items() if oid not in eku]
-    if missing:
-        return _finding(
-            "eku",
-            False,
-            f"extendedKeyUsage lacks {', '.join(missing)}",
-            "reissue it with extendedKeyUsage serverAuth, clientAuth (internode mTLS needs both)",
-        )
-    return _finding("eku", True, "extendedKeyUsage has serverAuth and clientAuth")
-
-
-def _check_cross_trust(bundle: Bundle, node: str, peers, skip: bool, now) -> dict:
-    """Would the cluster still talk after this node swaps its cert and truststore?
-
-    (1) the new truststore must trust each peer's current chain (this node as server and
-    client); (2) each peer's current truststore must trust the new chain.
-    """
-    if skip:
-        return _finding("cross_trust", True, "skipped by caller (skip_cross_trust=True)")
-    if peers is None:
-        return _finding(
-            "cross_trust",
-            False,
-            "peers were not given, so cross-trust with the cluster is unchecked",
-            "pass peers=[{node, chain_pem, trust_pem}, ...] or skip_cross_trust=True",
-        )
-    failures, fixes, unreadable = [], [], []
-    for index, peer in enumerate(peers):
-        name = (
-            str(peer.get("node") or f"peers[{index}]")
-            if isinstance(peer, dict)
-            else f"peers[{index}]"
-        )
-        try:
-            chain = load_certs(peer.get("chain_pem"), name, "chain_pem")
-            trust = load_certs(peer.get("trust_pem"), name, "trust_pem")
-        except (SaltInvocationError, AttributeError) as exc:
-            failures.append(f"peer {name} unreadable: {exc}")
-            unreadable.append(f"pass a valid chain_pem and trust_pem for {name}")
-            continue
-        to_peer = build_chain(chain[0], chain[1:], bundle.trust, now)
-        if not to_peer.ok:
-            failures.append(
-                f"direction 1: the new truststore of {node} does not trust {name}'s current "
-                f"certificate ({to_peer.problem})"
-            )
-            top = to_peer.path[-1]
-            fixes.append(
-                f"the new truststore must include the CA of {name} "
-                f"('{top.issuer.rfc4514_string()}')"
-            )
-        from_peer = build_chain(bundle.cert, bundle.chain, trust, now)
-        if not from_peer.ok:
-            failures.append(
-                f"direction 2: {name}'s current truststore does not trust the new certificate "
-                f"of {node} ({from_peer.problem})"
-            )
-            fixes.append(
-                "phase 1: add the new CA to every truststore first "
-                f"({name} included), then deploy the new certificate"
-            )
-    if failures:
-        rotation = ["a CA rotation is needed: " + "; ".join(dict.fromkeys(fixes))] if fixes else []
-        return _finding("cross_trust", False, "; ".join(failures), "; ".join(unreadable + rotation))
-    return _finding("cross_trust", True, f"trust holds both ways with {len(peers)} peer(s)")
-
-
-def raise_on_failures(findings: list[dict], node: str) -> None:
-    """Raise :func:`bad_input` for the first failed finding, naming every failed check."""
-    failed = [f for f in findings if not f["ok"]]
-    if not failed:
-        return
-    first = failed[0]
-    names = ", ".join(f["check"] for f in failed)
-    raise bad_input(
-        node, first["check"], f"{first['message']} (failed checks: {names})", first["fix"]
-    )
 
 
 # ----------------------------------------------------------------------------- stores
@@ -1026,32 +612,6 @@ def read_truststore(
     if not certs:
         raise bad_input(node, field, "holds no certificate", f"rebuild the {field} with the CAs")
     return certs
-
-
-def keystore_check(bundle: Bundle, store_type: str, password: str | None, node: str) -> dict:
-    """Build the keystore, reopen it with ``password`` and confirm it holds this bundle."""
-    kind = _store_type(store_type, node)
-    data = build_keystore(bundle, kind, password, node=node)
-    fix = "report this: the keystore writer produced a store that does not round-trip"
-    try:
-        key, cert, chain = open_keystore(data, kind, password, node)
-    except SaltInvocationError as exc:
-        return _finding("keystore", False, f"the built {kind} keystore does not reopen: {exc}", fix)
-    problems = []
-    if fingerprint(cert) != bundle.fingerprint:
-        problems.append(f"it holds certificate {fingerprint(cert)}, not {bundle.fingerprint}")
-    if _spki(key) != _spki(bundle.cert):
-        problems.append("its key is not the certificate's key")
-    if [fingerprint(c) for c in chain] != [fingerprint(c) for c in bundle.chain]:
-        problems.append(f"it holds {len(chain)} chain certificate(s), expected {len(bundle.chain)}")
-    if problems:
-        return _finding("keystore", False, f"the built {kind} keystore: {'; '.join(problems)}", fix)
-    return _finding(
-        "keystore",
-        True,
-        f"the {kind} keystore opens with the password and holds exactly the key entry "
-        f"{bundle.fingerprint} with {len(chain)} chain certificate(s)",
-    )
 
 
 # ----------------------------------------------------------------------------- PKCS#12 walking

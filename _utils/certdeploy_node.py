@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import certdeploy_backup as backups
 import certdeploy_bundle as cb
 import certdeploy_cassandra_yaml as cyaml
+import certdeploy_checks as checks
 import certdeploy_files as files
 import certdeploy_material as material
 import certdeploy_probe as probe
@@ -51,7 +52,7 @@ def _since(started: float) -> float:
 
 def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, now=None) -> dict:
     """Every pre-activation check; changes nothing."""
-    findings = cb.validate(
+    findings = checks.validate(
         bundle,
         node=target.node,
         names=target.names(),
@@ -63,13 +64,14 @@ def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, n
     if all(f["ok"] for f in findings if f["check"] == "key_match"):
         # Building a keystore from a key that does not match its cert cannot succeed.
         findings.append(
-            cb.keystore_check(bundle, target.store_type, target.keystore_password, target.node)
+            checks.keystore_check(bundle, target.store_type, target.keystore_password, target.node)
         )
     return {
         "node": target.node,
         "valid": all(f["ok"] for f in findings),
         "fingerprint": bundle.fingerprint,
         "findings": findings,
+        "advice": checks.advice(findings),
         "certificate": bundle.public_summary(),
     }
 
@@ -380,7 +382,7 @@ def deploy(
     validation = validate(target, bundle, peers=peers, skip_cross_trust=skip_cross_trust, now=now)
     timings["validate"] = _since(t)
     if not validation["valid"]:
-        cb.raise_on_failures(validation["findings"], target.node)
+        checks.raise_on_failures(validation["findings"], target.node)
     result["validation"] = validation["findings"]
     result["old_fingerprint"] = (material.on_disk(target)["keystore"] or {}).get("fingerprint")
     result["new_fingerprint"] = bundle.fingerprint

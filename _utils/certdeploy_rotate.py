@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 import certdeploy_bundle as cb
+import certdeploy_chain as chain
 import certdeploy_job as jobs
 import certdeploy_plan as planner
 import certdeploy_rollout as rollouts
@@ -52,7 +53,7 @@ def _trust_fps(peer) -> set[str]:
 
 def _chains_to(peer, anchor) -> bool:
     certs = cb.load_certs(peer["chain_pem"], peer["node"], "chain")
-    return cb.build_chain(certs[0], list(certs[1:]), [anchor]).ok
+    return chain.trusted_by(certs, [anchor], now=cb.as_utc(None)).ok
 
 
 def rotate(

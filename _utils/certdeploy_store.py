@@ -32,6 +32,7 @@ import shutil
 import stat
 
 import certdeploy_bundle as bundle_util
+import certdeploy_checks as checks
 import certdeploy_files as files_util
 from cryptography.hazmat.primitives import serialization
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -256,7 +257,7 @@ def put(
     cluster, minion_id = _names(cluster, minion_id)
     now = bundle_util.as_utc(now)
     loaded = bundle_util.load_bundle(bundle, minion_id)
-    findings = bundle_util.validate(
+    findings = checks.validate(
         loaded,
         node=minion_id,
         names=validate_names or {"ips": [], "dns": []},
@@ -266,7 +267,7 @@ def put(
     )
     if validate_names is None:
         findings = [f for f in findings if f["check"] != "names"]
-    bundle_util.raise_on_failures(findings, minion_id)
+    checks.raise_on_failures(findings, minion_id)
 
     files = {
         CERT: _pem(bundle["cert"], minion_id, "cert"),

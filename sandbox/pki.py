@@ -70,16 +70,34 @@ class CA:
     chain: tuple[x509.Certificate, ...] = ()  # this CA's issuers below the root
 
     @classmethod
-    def root(cls, name: str = "certdeploy sandbox root CA", days: int = 3650, key_type="ec256"):
+    def root(
+        cls,
+        name: str = "certdeploy sandbox root CA",
+        days: int = 3650,
+        key_type="ec256",
+        *,
+        key_usage: bool = True,
+        path_length: int | None = 1,
+    ):
+        """``key_usage=False`` makes a root like ``openssl req -x509``'s default (no keyUsage)."""
         key = new_key(key_type)
         builder = _base_builder(_name(name), _name(name), key.public_key(), days, None)
-        builder = _ca_extensions(builder, key.public_key(), key.public_key(), path_length=1)
+        builder = _ca_extensions(
+            builder, key.public_key(), key.public_key(), path_length, with_usage=key_usage
+        )
         return cls(key, builder.sign(key, hashes.SHA256()))
 
-    def intermediate(self, name: str = "certdeploy sandbox intermediate CA", days: int = 1825):
-        key = new_key("ec256")
+    def intermediate(
+        self,
+        name: str = "certdeploy sandbox intermediate CA",
+        days: int = 1825,
+        *,
+        key_type: str = "ec256",
+        path_length: int | None = 0,
+    ):
+        key = new_key(key_type)
         builder = _base_builder(_name(name), self.cert.subject, key.public_key(), days, None)
-        builder = _ca_extensions(builder, key.public_key(), self.key.public_key(), path_length=0)
+        builder = _ca_extensions(builder, key.public_key(), self.key.public_key(), path_length)
         cert = builder.sign(self.key, hashes.SHA256())
         return CA(key, cert, (cert, *self.chain))
 
@@ -95,20 +113,31 @@ class CA:
         key=None,
         hash_alg=None,
         eku=SERVER_AND_CLIENT,
+        uris: tuple[str, ...] = (),
+        ca: bool = False,
+        key_usage: x509.KeyUsage | None = None,
+        extensions: tuple = (),
     ) -> Leaf:
-        """Issue a leaf. Defaults make a valid node certificate; every knob can make a bad one."""
+        """Issue a leaf. Defaults make a valid node certificate; every knob can make a bad one
+        (``ca=True`` a CA-flagged leaf, ``key_usage`` any keyUsage, ``extensions`` extra
+        ``(extension, critical)`` pairs)."""
         key = key or new_key(key_type)
         builder = _base_builder(
             _name(common_name), self.cert.subject, key.public_key(), days, not_before
         )
         sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         sans += [x509.DNSName(name) for name in dns]
+        sans += [x509.UniformResourceIdentifier(uri) for uri in uris]
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         if eku:
             builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+        if key_usage is not None:
+            builder = builder.add_extension(key_usage, critical=True)
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
         builder = builder.add_extension(
-            x509.BasicConstraints(ca=False, path_length=None), critical=True
+            x509.BasicConstraints(ca=ca, path_length=None), critical=True
         ).add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
             critical=False,
@@ -137,26 +166,30 @@ def _base_builder(subject, issuer, public_key, days, not_before):
     )
 
 
-def _ca_extensions(builder, public_key, issuer_public_key, path_length):
-    return (
-        builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+def key_usage(*bits: str) -> x509.KeyUsage:
+    """``key_usage("digital_signature", "key_encipherment")``: the named bits set."""
+    names = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
+    return x509.KeyUsage(**{name: name in bits for name in names})
+
+
+def _ca_extensions(builder, public_key, issuer_public_key, path_length, *, with_usage=True):
+    builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), True)
+    if with_usage:
+        builder = builder.add_extension(
+            key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False
-        )
+    return builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False
     )
 
 

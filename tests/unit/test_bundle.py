@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "_utils"))
 sys.path.insert(0, str(REPO))
 
 import certdeploy_bundle as cb  # noqa: E402
+import certdeploy_checks as checks  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, x25519  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
@@ -27,7 +28,16 @@ from sandbox.pki import _content, _len, _seq, _tlvs  # noqa: E402
 
 NODE = "cass1"
 NAMES = {"ips": ["127.0.0.1"], "dns": ["cass1"]}
-CHECKS = ["chain", "key_match", "names", "validity", "key_policy", "signature", "eku"]
+CHECKS = [
+    "chain",
+    "key_match",
+    "names",
+    "validity",
+    "key_policy",
+    "key_usage",
+    "signature",
+    "eku",
+]
 ALL_CHECKS = [*CHECKS, "cross_trust"]
 
 
@@ -88,7 +98,7 @@ def run(leaf, root, **kwargs):
     bundle = cb.load_bundle(data_for(leaf, root), NODE)
     kwargs.setdefault("names", NAMES)
     kwargs.setdefault("skip_cross_trust", True)
-    return bundle, cb.validate(bundle, node=NODE, **kwargs)
+    return bundle, checks.validate(bundle, node=NODE, **kwargs)
 
 
 def by_check(findings):
@@ -104,7 +114,7 @@ def assert_only_failure(findings, check, *words):
     for word in words:
         assert word in finding["message"], finding["message"]
     with pytest.raises(SaltInvocationError) as err:
-        cb.raise_on_failures(findings, NODE)
+        checks.raise_on_failures(findings, NODE)
     assert str(err.value).startswith(f"{NODE}: {check}: ")
     assert "Fix: " in str(err.value)
     return finding
@@ -140,11 +150,11 @@ def test_sha1_leaf_is_a_genuine_sha1_certificate(sha1_leaf, inter):
 
 def test_good_bundle_passes_every_check(leaf, root, peers):
     bundle = cb.load_bundle(data_for(leaf, root), NODE)
-    findings = cb.validate(bundle, node=NODE, names=NAMES, peers=peers)
+    findings = checks.validate(bundle, node=NODE, names=NAMES, peers=peers)
     assert [f["check"] for f in findings] == ALL_CHECKS
     assert all(f["ok"] for f in findings), findings
     assert all(f["fix"] == "" and f["message"] for f in findings)
-    cb.raise_on_failures(findings, NODE)  # no failure, no exception
+    checks.raise_on_failures(findings, NODE)  # no failure, no exception
     assert bundle.chain == leaf.chain and bundle.trust == (root.cert,)
 
 
@@ -173,7 +183,7 @@ def test_rsa_traditional_encrypted_key_and_summary(inter, root):
     load_error({**data, "key_passphrase": "wrong"}, "key_passphrase", "does not decrypt")
     bundle = cb.load_bundle({**data, "key_passphrase": "s3cret"}, NODE)
     assert bundle.public_summary()["key"] == "RSA 2048"
-    assert all(f["ok"] for f in cb.validate(bundle, node=NODE, names=NAMES, peers=[]))
+    assert all(f["ok"] for f in checks.validate(bundle, node=NODE, names=NAMES, peers=[]))
 
 
 def test_intermediates_after_the_leaf_join_the_chain(leaf, root, inter):
@@ -208,7 +218,7 @@ def test_expiring_within_the_minimum(inter, root):
 
 def test_key_does_not_match_cert(leaf, peer, root):
     data = data_for(leaf, root, key=pki.key_pem(peer.key).decode())
-    findings = cb.validate(
+    findings = checks.validate(
         cb.load_bundle(data, NODE), node=NODE, names=NAMES, skip_cross_trust=True
     )
     assert_only_failure(findings, "key_match", "is not the key of certificate")
@@ -229,7 +239,7 @@ def test_untrusted_issuer(other_root, root):
     # A full chain up to a root this node does not trust.
     foreign = other_root.issue_node(1, key_type="ec256")
     data = data_for(foreign, root, chain=pki.cert_pem(other_root.cert).decode())
-    findings = cb.validate(
+    findings = checks.validate(
         cb.load_bundle(data, NODE), node=NODE, names=NAMES, skip_cross_trust=True
     )
     assert_only_failure(findings, "chain", "untrusted issuer", "some other root CA")
@@ -237,7 +247,7 @@ def test_untrusted_issuer(other_root, root):
 
 def test_missing_intermediate(leaf, root):
     data = data_for(leaf, root, chain=None)
-    findings = cb.validate(
+    findings = checks.validate(
         cb.load_bundle(data, NODE), node=NODE, names=NAMES, skip_cross_trust=True
     )
     finding = assert_only_failure(findings, "chain", "missing intermediate", "intermediate CA")
@@ -291,7 +301,7 @@ def test_raise_on_failures_names_every_failed_check(inter, root):
     bad = inter.issue("cass9", key_type="rsa1024", days=5, eku=())
     _, findings = run(bad, root)
     with pytest.raises(SaltInvocationError) as err:
-        cb.raise_on_failures(findings, NODE)
+        checks.raise_on_failures(findings, NODE)
     message = str(err.value)
     assert message.startswith(f"{NODE}: names: ")
     assert "failed checks: names, validity, key_policy, eku" in message
@@ -309,7 +319,7 @@ def test_raise_on_failures_names_every_failed_check(inter, root):
     ],
 )
 def test_dns_matching(pattern, name, ok):
-    assert cb._dns_matches(pattern, name) is ok
+    assert checks.dns_matches(pattern, name) is ok
 
 
 def test_wildcard_san_covers_the_hostname(inter, root):
@@ -345,7 +355,7 @@ def test_cross_trust_direction_2_new_ca_unknown_to_peers(other_root, root, peers
     # still trust only the old one: they would refuse this node.
     new = other_root.issue_node(1, key_type="ec256")
     bundle = cb.load_bundle(data_for(new, other_root, root), NODE)
-    finding = by_check(cb.validate(bundle, node=NODE, names=NAMES, peers=peers))["cross_trust"]
+    finding = by_check(checks.validate(bundle, node=NODE, names=NAMES, peers=peers))["cross_trust"]
     assert not finding["ok"]
     assert "direction 2: cass2's current truststore" in finding["message"]
     assert "direction 1" not in finding["message"]
@@ -360,7 +370,7 @@ def test_cross_trust_direction_1_peer_ca_missing_from_new_trust(other_root, root
     old_peer = inter.issue_node(3, key_type="ec256")
     bundle = cb.load_bundle(data_for(new, other_root), NODE)
     peers = [peer_entry("cass3", old_peer, root, other_root)]
-    finding = by_check(cb.validate(bundle, node=NODE, names=NAMES, peers=peers))["cross_trust"]
+    finding = by_check(checks.validate(bundle, node=NODE, names=NAMES, peers=peers))["cross_trust"]
     assert not finding["ok"]
     assert "direction 1: the new truststore of cass1 does not trust cass3" in finding["message"]
     assert "direction 2" not in finding["message"]
@@ -376,7 +386,7 @@ def test_cross_trust_names_each_failing_peer(other_root, root, inter, peer):
         peer_entry("cass2", peer, root),  # fails direction 2 only
         peer_entry("cass3", inter.issue_node(3, key_type="ec256"), root, other_root),  # fine
     ]
-    finding = by_check(cb.validate(bundle, node=NODE, names=NAMES, peers=peers))["cross_trust"]
+    finding = by_check(checks.validate(bundle, node=NODE, names=NAMES, peers=peers))["cross_trust"]
     assert "cass2" in finding["message"] and "cass3" not in finding["message"]
 
 
@@ -442,7 +452,7 @@ def test_encrypted_key_passphrase(leaf, root):
     load_error(data, "key_passphrase", "is not set but key is encrypted")
     load_error({**data, "key_passphrase": "wrong"}, "key_passphrase", "does not decrypt")
     bundle = cb.load_bundle({**data, "key_passphrase": "correct horse"}, NODE)
-    assert cb._spki(bundle.key) == cb._spki(leaf.cert)
+    assert cb.spki(bundle.key) == cb.spki(leaf.cert)
 
 
 def test_unsupported_key_type(leaf, root):
@@ -475,7 +485,7 @@ def test_pkcs12_keystore_round_trip(bundle, leaf):
     store = cb.build_keystore(bundle, "pkcs12", "storepass")
     key, cert, chain = cb.open_keystore(store, "pkcs12", "storepass", NODE)
     assert cert == leaf.cert and chain == leaf.chain
-    assert cb._spki(key) == cb._spki(leaf.cert)
+    assert cb.spki(key) == cb.spki(leaf.cert)
     # ...and the test PKI's own writer (another alias) opens the same way.
     key, cert, _ = cb.open_keystore(pki.pkcs12_keystore(leaf, "pw"), "PKCS12", "pw", NODE)
     assert cert == leaf.cert
@@ -485,20 +495,20 @@ def test_pem_keystore_round_trip(bundle, leaf):
     store = cb.build_keystore(bundle, "pem", None)
     assert store.startswith(pki.PKCS8_HEADER)  # unencrypted PKCS#8 first
     key, cert, chain = cb.open_keystore(store, "pem", None, NODE)
-    assert cert == leaf.cert and chain == leaf.chain and cb._spki(key) == cb._spki(leaf.cert)
+    assert cert == leaf.cert and chain == leaf.chain and cb.spki(key) == cb.spki(leaf.cert)
     assert cb.open_keystore(pki.pem_keystore(leaf), "pem", None, NODE)[1] == leaf.cert
 
 
 @pytest.mark.parametrize("store_type", ["pkcs12", "pem"])
 def test_keystore_check(bundle, store_type):
-    finding = cb.keystore_check(bundle, store_type, "storepass", NODE)
+    finding = checks.keystore_check(bundle, store_type, "storepass", NODE)
     assert finding["check"] == "keystore" and finding["ok"], finding
     assert bundle.fingerprint in finding["message"]
 
 
 def test_keystore_check_refuses_unknown_store_type(bundle):
     with pytest.raises(SaltInvocationError, match=r"^cass1: store_type: 'jks' is not supported"):
-        cb.keystore_check(bundle, "jks", "storepass", NODE)
+        checks.keystore_check(bundle, "jks", "storepass", NODE)
 
 
 def test_pkcs12_keystore_needs_a_password(bundle):
@@ -602,11 +612,11 @@ def test_no_private_key_material_anywhere(leaf, peer, root, inter, peers):
     good = cb.load_bundle(data_for(leaf, root), NODE)
     mismatch = cb.load_bundle(data_for(leaf, root, key=peer_key_text), NODE)
     for bundle in (good, mismatch):
-        findings = cb.validate(bundle, node=NODE, names={"ips": ["10.0.0.9"]}, peers=peers)
-        findings.append(cb.keystore_check(bundle, "pem", None, NODE))
+        findings = checks.validate(bundle, node=NODE, names={"ips": ["10.0.0.9"]}, peers=peers)
+        findings.append(checks.keystore_check(bundle, "pem", None, NODE))
         outputs += [repr(bundle), str(bundle), repr(findings), repr(bundle.public_summary())]
         with pytest.raises(SaltInvocationError) as err:
-            cb.raise_on_failures(findings, NODE)
+            checks.raise_on_failures(findings, NODE)
         outputs.append(str(err.value))
     assert "key=" not in repr(good)
     for bad in (
