@@ -74,11 +74,19 @@ def _host():
     )
 
 
-def _bundle(tgt, bundle=None):
-    if bundle is None:
-        pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
-        bundle = (pillar.get("bundles") or {}).get(tgt.name) or pillar.get("bundle")
+def _bundle(tgt):
+    """The new material, from pillar only: a job argument would put the key in the master's
+    job cache."""
+    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+    bundle = (pillar.get("bundles") or {}).get(tgt.name) or pillar.get("bundle")
     return certdeploy_material.read_bundle(tgt, bundle)
+
+
+def _failed(ok):
+    """Make ``salt`` (and orchestrate's ``salt.function``) see a non-success outcome: the
+    minion's job return carries retcode 1."""
+    if not ok:
+        __context__["retcode"] = 1
 
 
 def _fire(tgt, outcome, data):
@@ -99,7 +107,7 @@ def _event_data(result):
 # ----------------------------------------------------------------------------- public
 
 
-def validate(target="cassandra", peers=None, skip_cross_trust=False, bundle=None):
+def validate(target="cassandra", peers=None, skip_cross_trust=False):
     """
     Check the new bundle completely and change nothing. Returns structured findings: chain to
     the trust anchors, key match, SANs, validity window, key policy, signature algorithms, EKU,
@@ -115,9 +123,11 @@ def validate(target="cassandra", peers=None, skip_cross_trust=False, bundle=None
         salt cass2 certdeploy.validate skip_cross_trust=True
     """
     tgt = _target(target)
-    return certdeploy_node.validate(
-        tgt, _bundle(tgt, bundle), peers=peers, skip_cross_trust=skip_cross_trust
+    result = certdeploy_node.validate(
+        tgt, _bundle(tgt), peers=peers, skip_cross_trust=skip_cross_trust
     )
+    _failed(result["valid"])
+    return result
 
 
 def peer_info(target="cassandra"):
@@ -157,7 +167,7 @@ def backup(target="cassandra"):
     return certdeploy_node.backup(_target(target), note={"reason": "manual"})
 
 
-def install(target="cassandra", test=False, bundle=None):
+def install(target="cassandra", test=False):
     """
     Write the new keystore and truststore in place (same paths and passwords), atomically, with
     pillar's owner and mode. Idempotent. Does not activate: use ``deploy`` for the safe path.
@@ -169,7 +179,7 @@ def install(target="cassandra", test=False, bundle=None):
         salt cass2 certdeploy.install test=True
     """
     tgt = _target(target)
-    return certdeploy_node.install(tgt, _bundle(tgt, bundle), test=test)
+    return certdeploy_node.install(tgt, _bundle(tgt), test=test)
 
 
 def configure(target="cassandra", test=False):
@@ -222,7 +232,9 @@ def verify(target="cassandra", expected=None, timeout=None):
     tgt = _target(target)
     if expected is None:
         expected = (certdeploy_material.on_disk(tgt)["keystore"] or {}).get("fingerprint")
-    return certdeploy_node.verify(tgt, _host(), expected, timeout=timeout)
+    result = certdeploy_node.verify(tgt, _host(), expected, timeout=timeout)
+    _failed(result["ok"])
+    return result
 
 
 def rollback(target="cassandra", backup_id=None, method="auto", timeout=None):
@@ -243,6 +255,7 @@ def rollback(target="cassandra", backup_id=None, method="auto", timeout=None):
         raise CommandExecutionError(str(exc)) from exc
     outcome = "rolled_back" if result["verified"] else "failed"
     _fire(tgt, outcome, {"outcome": outcome, "backup_id": result["backup_id"]})
+    _failed(result["verified"])
     return result
 
 
@@ -252,7 +265,6 @@ def deploy(
     peers=None,
     skip_cross_trust=False,
     verify_timeout=None,
-    bundle=None,
 ):
     """
     The safe path: validate -> backup -> install -> configure -> activate -> verify. Any
@@ -271,7 +283,7 @@ def deploy(
     result = certdeploy_node.deploy(
         tgt,
         _host(),
-        _bundle(tgt, bundle),
+        _bundle(tgt),
         method=method,
         peers=peers,
         skip_cross_trust=skip_cross_trust,
@@ -283,6 +295,7 @@ def deploy(
     _fire(tgt, outcome, _event_data(result))
     if result["outcome"] == "rollback_failed":
         log.error("certdeploy: %s ROLLBACK FAILED: %s", tgt.node, result.get("rollback"))
+    _failed(result["outcome"] == "deployed")
     return result
 
 
@@ -330,10 +343,11 @@ def trust_update(
         result["outcome"], "failed"
     )
     _fire(tgt, outcome, _event_data(result))
+    _failed(result["outcome"] == "deployed")
     return result
 
 
-def plan(target="cassandra", bundle=None):
+def plan(target="cassandra"):
     """
     What ``deploy`` would change, without changing anything: old and new fingerprint, files,
     cassandra.yaml keys and the activation method.
@@ -345,7 +359,7 @@ def plan(target="cassandra", bundle=None):
         salt cass2 certdeploy.plan
     """
     tgt = _target(target)
-    return certdeploy_node.plan(tgt, _bundle(tgt, bundle))
+    return certdeploy_node.plan(tgt, _bundle(tgt))
 
 
 def status(target="cassandra"):
@@ -467,7 +481,7 @@ def health_gate(
         salt cass1 certdeploy.health_gate expect='{"127.0.0.2": "<sha256>"}'
     """
     tgt = _target(target)
-    return certdeploy_gate.gate(
+    result = certdeploy_gate.gate(
         tgt,
         _host(),
         dict(expect),
@@ -476,6 +490,8 @@ def health_gate(
         timeout=float(timeout),
         settle=float(settle),
     )
+    _failed(result["ok"])
+    return result
 
 
 def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_days=30):
@@ -549,6 +565,7 @@ def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_
                 "message": f"holds {trust}",
             }
         )
+    _failed(all(f["ok"] for f in findings))
     return {
         "node": tgt.node,
         "ok": all(f["ok"] for f in findings),

@@ -19,12 +19,13 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 
 def read_bundle(target, data: dict) -> cb.Bundle:
-    """A bundle from pillar/args: PEM ``cert``/``key``/``chain``/``trust``, or a ready PKCS#12
+    """A bundle from pillar (never from job arguments): PEM ``cert``/``key``/``chain``/``trust``, or a ready PKCS#12
     (``pkcs12`` base64 + ``pkcs12_password``) plus ``trust``."""
     if not isinstance(data, dict) or not data:
         raise SaltInvocationError(
             f"{target.node}: bundle: empty. Fix: put cert, key and trust in pillar "
-            "certdeploy:bundle (or pass bundle=...)"
+            "certdeploy:bundles:<target> (or certdeploy:bundle), or in the master's store "
+            "(salt-run certdeploy.store_put)"
         )
     if "pkcs12" not in data:
         return cb.load_bundle(data, target.node)
@@ -37,7 +38,7 @@ def read_bundle(target, data: dict) -> cb.Bundle:
     if len(raw) > cb.MAX_INPUT_BYTES:
         raise SaltInvocationError(f"{target.node}: pkcs12: over 1 MiB. Fix: send only the bundle")
     key, cert, chain = cb.open_keystore(
-        raw, "pkcs12", data.get("pkcs12_password"), target.node, field="pkcs12_password"
+        raw, "pkcs12", data.get("pkcs12_password"), target.node, field="pkcs12"
     )
     trust = cb.load_bundle(
         {"cert": cb.cert_pem(cert), "key": _key_pem(key), "trust": data.get("trust")}, target.node

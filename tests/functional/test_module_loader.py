@@ -86,22 +86,32 @@ def test_every_public_function_has_a_cli_example(loaders):
         assert "CLI Example:" in doc and "salt " in doc, name
 
 
-def test_validate_backup_install_configure_plan(loaders, offline_rig):
-    mod = loaders.modules.certdeploy
+def test_no_function_takes_key_material_as_an_argument(loaders):
+    """A job argument lands in the master's job cache: material comes from pillar only."""
+    import inspect
+
+    for name in ("validate", "install", "deploy", "plan", "trust_update"):
+        params = inspect.signature(getattr(loaders.modules.certdeploy, name)).parameters
+        assert not {"bundle", "key", "key_pem", "pkcs12"} & set(params), (name, params)
+
+
+def test_validate_backup_install_configure_plan(make_loaders, offline_rig):
     bundle = good_bundle(offline_rig)
-    report = mod.validate(bundle=bundle, skip_cross_trust=True)
+    loaders = make_loaders(extra={"bundle": bundle})
+    mod = loaders.modules.certdeploy
+    report = mod.validate(skip_cross_trust=True)
     assert report["valid"], report["findings"]
     assert [f["check"] for f in report["findings"]][:2] == ["chain", "key_match"]
 
-    plan = mod.plan(bundle=bundle)
+    plan = mod.plan()
     assert plan["method"] == "reload" and plan["config_changes"] == []
     assert plan["files"] == [str(offline_rig.keystore_path(offline_rig.node(2)))]
 
     backup = mod.backup()
     assert backup["files"] == ["config", "keystore", "truststore"]
-    first = mod.install(bundle=bundle)
+    first = mod.install()
     assert first["written"] and first["changed"] == plan["files"]
-    again = mod.install(bundle=bundle)  # idempotent: same material, no write
+    again = mod.install()  # idempotent: same material, no write
     assert again == {"changed": [], "written": False}
     assert mod.configure(test=True)["changes"] == []
     on_disk = mod.status()["on_disk"]["keystore"]
@@ -112,10 +122,10 @@ def test_validate_backup_install_configure_plan(loaders, offline_rig):
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_bad_input_refused_before_any_change(name, make_loaders, offline_rig):
     bundle, target, _kwargs, words = _cases(offline_rig)[name]
-    loaders = make_loaders(target=target)
+    loaders = make_loaders(target=target, extra={"bundle": bundle})
     before = tree(offline_rig)
     with pytest.raises(SaltInvocationError) as err:
-        loaders.modules.certdeploy.deploy(bundle=bundle, skip_cross_trust=True)
+        loaders.modules.certdeploy.deploy(skip_cross_trust=True)
     message = str(err.value)
     assert "cass2" in message and "Fix" in message, message
     for word in words:

@@ -30,6 +30,7 @@ def _cases(rig):
         return {**pki.bundle_dict(leaf, root.cert), **over}
 
     other_root = pki.CA.root("untrusted root")
+    unrelated = other_root.intermediate("unrelated CA")
     cert_pem = pki.cert_pem(good.cert, *good.chain).decode()
     der = good.cert.public_bytes(serialization.Encoding.DER)
     p12 = base64.b64encode(pki.pkcs12_keystore(good, "right-password")).decode()
@@ -103,6 +104,29 @@ def _cases(rig):
             {},
             ["pkcs12", "password"],
         ),
+        "ca_flagged_leaf": (bundle(ca.issue_node(2, ca=True)), None, {}, ["chain", "CA:TRUE"]),
+        "key_usage_without_digital_signature": (
+            bundle(ca.issue_node(2, key_type="ec256", key_usage=pki.key_usage("key_agreement"))),
+            None,
+            {},
+            ["key_usage", "digitalSignature"],
+        ),
+        "intermediate_only_in_trust": (
+            {
+                **bundle(good),
+                "cert": pki.cert_pem(good.cert).decode(),
+                "trust": pki.cert_pem(root.cert, ca.cert).decode(),
+            },
+            None,
+            {},
+            ["chain", "only in the trust bundle", "add", "to the bundle's chain"],
+        ),
+        "unrelated_ca_in_chain": (
+            {**bundle(good), "cert": pki.cert_pem(good.cert, *good.chain, unrelated.cert).decode()},
+            None,
+            {},
+            ["chain", "unrelated CA", "not on the path", "remove it from chain"],
+        ),
         "path_traversal_in_target_file": (
             bundle(good),
             {"keystore": str(rig.node(2).tls_dir / ".." / ".." / "x.p12")},
@@ -134,6 +158,10 @@ CASE_NAMES = [
     "sha1_signature",
     "no_client_auth_eku",
     "keystore_password_does_not_open",
+    "ca_flagged_leaf",
+    "key_usage_without_digital_signature",
+    "intermediate_only_in_trust",
+    "unrelated_ca_in_chain",
     "path_traversal_in_target_file",
 ]
 

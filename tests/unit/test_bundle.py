@@ -634,3 +634,48 @@ def test_no_private_key_material_anywhere(leaf, peer, root, inter, peers):
         assert err.value.__cause__ is None
     everything = "\n".join(outputs)
     assert_no_key_lines(everything, key_text, peer_key_text, encrypted)
+
+
+@pytest.mark.parametrize(
+    "password, words",
+    [
+        (
+            "wrong",
+            ["cass2: pkcs12: password does not open it", "set pkcs12_password", "the pkcs12"],
+        ),
+        ("", ["cass2: pkcs12: password does not open it", "Fix: set pkcs12_password"]),
+    ],
+)
+def test_pkcs12_bundle_errors_name_the_pkcs12_fields(inter, password, words):
+    import base64
+    import types
+
+    import certdeploy_material as material
+
+    leaf = inter.issue_node(2)
+    data = {
+        "pkcs12": base64.b64encode(pki.pkcs12_keystore(leaf, "right")).decode(),
+        "pkcs12_password": password,
+        "trust": pki.cert_pem(inter.cert).decode(),
+    }
+    with pytest.raises(SaltInvocationError) as err:
+        material.read_bundle(types.SimpleNamespace(node="cass2"), data)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    assert "pkcs12_password: password" not in str(err.value)
+
+
+def test_pkcs12_without_a_key_entry_names_the_pkcs12_field(inter):
+    import base64
+    import types
+
+    import certdeploy_material as material
+
+    data = {
+        "pkcs12": base64.b64encode(pki.pkcs12_truststore("pw", inter.cert)).decode(),
+        "pkcs12_password": "pw",
+        "trust": pki.cert_pem(inter.cert).decode(),
+    }
+    with pytest.raises(SaltInvocationError) as err:
+        material.read_bundle(types.SimpleNamespace(node="cass2"), data)
+    assert str(err.value).startswith("cass2: pkcs12: "), str(err.value)
