@@ -19,8 +19,8 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 
 def read_bundle(target, data: dict) -> cb.Bundle:
-    """A bundle from pillar (never from job arguments): PEM ``cert``/``key``/``chain``/``trust``, or a ready PKCS#12
-    (``pkcs12`` base64 + ``pkcs12_password``) plus ``trust``."""
+    """A bundle from pillar (never from job arguments): PEM ``cert``/``key``/``chain``/
+    ``trust``, or a ready PKCS#12 (``pkcs12`` base64 + ``pkcs12_password``) plus ``trust``."""
     if not isinstance(data, dict) or not data:
         raise SaltInvocationError(
             f"{target.node}: bundle: empty. Fix: put cert, key and trust in pillar "
