@@ -558,3 +558,22 @@ def read_tls(path: str, *, node: str | None = None, redact: bool = False) -> dic
     if redact:
         sections = {s: {k: _redact(k, v) for k, v in keys.items()} for s, keys in sections.items()}
     return sections
+
+
+def seed_addresses(path: str) -> list[str]:
+    """The seed hosts of cassandra.yaml's ``seed_provider`` (ports stripped); ``[]`` when the
+    file or the key cannot be read: callers use them only as a head start on the ring."""
+    try:
+        _, text = _read_text(path, os.fspath(path))
+        _, view = _load(text, os.fspath(path))
+        params = _plain(view.get("seed_provider") or [{}])[0].get("parameters") or [{}]
+        seeds = str(params[0].get("seeds") or "")
+    except (CommandExecutionError, AttributeError, IndexError, KeyError, TypeError):
+        return []
+    hosts = []
+    for item in filter(None, (s.strip() for s in seeds.split(","))):
+        if item.startswith("["):  # [v6]:port
+            hosts.append(item[1 : item.find("]")])
+        else:  # v4, name, v4:port, name:port, or a bare v6 address
+            hosts.append(item.rsplit(":", 1)[0] if item.count(":") == 1 else item)
+    return hosts

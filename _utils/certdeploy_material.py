@@ -154,10 +154,10 @@ def _private_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _load_identity(ctx: ssl.SSLContext, target) -> None:
-    """Present a client identity: ``verify_client`` files from pillar, or the node's own
-    installed key + chain (it carries clientAuth, which internode mTLS needs anyway)."""
-    if target.verify_client.get("cert"):
+def _load_identity(ctx: ssl.SSLContext, target, own=False) -> None:
+    """Present a client identity: ``verify_client`` files from pillar (unless ``own``), or the
+    node's own installed key + chain (it carries clientAuth, which internode mTLS needs)."""
+    if target.verify_client.get("cert") and not own:
         ctx.load_cert_chain(target.verify_client["cert"], target.verify_client.get("key"))
         return
     key, cert, chain = open_current_keystore(target)
@@ -181,4 +181,15 @@ def cql_context(target) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=cb.cert_pem(*current_trust(target)))
     _load_identity(ctx, target)
+    return ctx
+
+
+def peer_context(target) -> ssl.SSLContext:
+    """What this node's internode connections are: its own installed identity, and peers'
+    certificates verified against its installed truststore (no name check: Cassandra's
+    ``require_endpoint_verification`` is the yaml's business)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cadata=cb.cert_pem(*current_trust(target)))
+    _load_identity(ctx, target, own=True)
     return ctx

@@ -23,6 +23,7 @@ import certdeploy_files as files
 import certdeploy_material as material
 import certdeploy_probe as probe
 import certdeploy_ring as ring
+import certdeploy_verify as verifier
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 METHODS = ("auto", "reload", "restart")
@@ -208,73 +209,13 @@ def ring_rows(target, host: Host) -> list[dict]:
 # ----------------------------------------------------------------------------- verify
 
 
-def verify(target, host: Host, expected: str, *, timeout=None) -> dict:
+def verify(target, host: Host, expected: str, *, known=(), method=None, timeout=None) -> dict:
     """Prove activation: ``expected`` is served on the client and internode ports on new
-    connections, a CQL query over TLS answers, and the ring is all UN. Retries until timeout."""
-    timeout = target.verify_timeout if timeout is None else timeout
-    started = time.monotonic()
-    deadline = started + timeout
-    ctx = material.probe_context(target)
-    evidence = {"expected": expected}
-    for label, port in (("client", target.client_port), ("internode", target.internode_port)):
-        remaining = max(1.0, deadline - time.monotonic())
-        evidence[label] = probe.wait_for_fingerprint(
-            target.rpc_address if label == "client" else target.listen_address,
-            port,
-            ctx,
-            expected,
-            timeout=remaining,
-        )
-    evidence["cql"] = _check_cql(target, deadline)
-    evidence["ring"] = _check_ring(target, host, deadline)
-    evidence["ok"] = all(
-        (
-            evidence["client"]["matched"],
-            evidence["internode"]["matched"],
-            evidence["cql"]["ok"],
-            evidence["ring"]["ok"],
-        )
+    connections, peers accept the node's certificate, CQL over mTLS answers and the ring is
+    all UN. A deterministic failure ends it early (see ``certdeploy_verify``)."""
+    return verifier.verify(
+        target, host, expected, ring_rows=ring_rows, known=known, method=method, timeout=timeout
     )
-    evidence["seconds"] = _since(started)
-    return evidence
-
-
-def _check_cql(target, deadline: float) -> dict:
-    error = None
-    while True:
-        started = time.monotonic()
-        try:
-            rows = probe.cql_query(
-                [target.rpc_address],
-                material.cql_context(target),
-                "SELECT release_version FROM system.local",
-                timeout=10,
-            )
-            return {
-                "ok": True,
-                "release_version": rows[0]["release_version"],
-                "seconds": _since(started),
-            }
-        except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
-            error = f"{type(exc).__name__}: {exc}"[:400]
-        if time.monotonic() >= deadline:
-            return {"ok": False, "error": error}
-        time.sleep(1)
-
-
-def _check_ring(target, host: Host, deadline: float) -> dict:
-    rows, error = [], None
-    while True:
-        try:
-            rows = ring_rows(target, host)
-            if ring.ring_healthy(rows):
-                return {"ok": True, "nodes": {r["address"]: r["code"] for r in rows}}
-            error = f"not all UN: {ring.not_up_normal(rows)}"
-        except CommandExecutionError as exc:
-            error = str(exc)
-        if time.monotonic() >= deadline:
-            return {"ok": False, "error": error, "nodes": {r["address"]: r["code"] for r in rows}}
-        time.sleep(1)
 
 
 # ----------------------------------------------------------------------------- rollback
@@ -306,7 +247,14 @@ def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None)
         activation_error = None
     except StepFailed as exc:
         activation, activation_error = None, str(exc)
-    evidence = verify(target, host, expected, timeout=timeout)
+    evidence = verify(
+        target,
+        host,
+        expected,
+        known=((manifest.get("note") or {}).get("to"),),
+        method=(activation or {}).get("method"),
+        timeout=timeout,
+    )
     rolled = {
         "backup_id": manifest["backup_id"],
         "restored": restored["restored"],
@@ -410,7 +358,14 @@ def deploy(
         _drill(target, "activate")
         step = "verify"
         t = time.monotonic()
-        result["verification"] = verify(target, host, bundle.fingerprint, timeout=verify_timeout)
+        result["verification"] = verify(
+            target,
+            host,
+            bundle.fingerprint,
+            known=(result["old_fingerprint"],),
+            method=result["activation"]["method"],
+            timeout=verify_timeout,
+        )
         timings["verify"] = _since(t)
         _drill(target, "verify")
         if not result["verification"]["ok"]:
@@ -442,6 +397,8 @@ def _drill(target, step: str) -> None:
 
 
 def _why(evidence: dict) -> str:
+    if evidence.get("deterministic"):
+        return f"{evidence['deterministic']} (seen in {verifier.CONFIRM} rounds in a row)"
     parts = []
     for label in ("client", "internode"):
         e = evidence[label]

@@ -50,6 +50,64 @@ def served_certificate(host: str, port: int, context: ssl.SSLContext, timeout=5.
     return der
 
 
+# OpenSSL reason codes of alerts a TLS peer sends when it refuses a certificate.
+CERT_ALERTS = (
+    "ALERT_UNKNOWN_CA",
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_CERTIFICATE_REQUIRED",
+    "ALERT_CERTIFICATE_EXPIRED",
+    "ALERT_CERTIFICATE_REVOKED",
+    "ALERT_UNSUPPORTED_CERTIFICATE",
+    "ALERT_ACCESS_DENIED",
+    "ALERT_DECRYPT_ERROR",
+)
+
+
+def cert_alert(exc: BaseException) -> str | None:
+    """The alert's name when ``exc`` is the peer refusing our certificate, else None."""
+    text = f"{getattr(exc, 'reason', '') or ''} {exc}".upper()
+    return next((a.removeprefix("ALERT_") for a in CERT_ALERTS if a in text), None)
+
+
+def handshake(host: str, port: int, context: ssl.SSLContext, timeout=3.0, linger=1.0) -> dict:
+    """One new TLS connection, classified: what a verifier needs to tell "not yet" from "never".
+
+    TLS 1.3 servers judge the client certificate *after* the client's handshake finished, so
+    the refusal arrives as an alert on the first read: read for ``linger`` seconds (a server
+    that accepted us waits for our first message and sends nothing).
+
+    Returns ``{"fingerprint", "rejected", "untrusted", "error"}``: ``rejected`` is the alert
+    the server refused our certificate with; ``untrusted`` is our context's verification
+    error on the server's certificate; ``error`` is anything else (refused, reset, timeout).
+    """
+    out = {"fingerprint": None, "rejected": None, "untrusted": None, "error": None}
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        out["error"] = f"{host}:{port}: {exc}"
+        return out
+    try:
+        with sock, context.wrap_socket(sock, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+            out["fingerprint"] = sha256_hex(der) if der else None
+            tls.settimeout(linger)
+            try:
+                if tls.recv(1) == b"":
+                    out["error"] = f"{host}:{port}: closed right after the handshake"
+            except TimeoutError:
+                pass  # accepted: the server waits for us
+    except ssl.SSLCertVerificationError as exc:
+        out["untrusted"] = f"{host}:{port}: {exc.verify_message or exc}"
+    except (OSError, ssl.SSLError) as exc:
+        alert = cert_alert(exc)
+        if alert:
+            out["rejected"] = alert
+        else:
+            out["error"] = f"{host}:{port}: {exc}"
+    return out
+
+
 def sha256_hex(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 

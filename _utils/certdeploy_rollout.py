@@ -60,6 +60,9 @@ def _ok(ret) -> bool:
 
 
 def _err(ret) -> str:
+    if isinstance(ret, str) and "is not available" in ret:
+        # Salt's answer when the minion has not got the extension (or an old copy of it).
+        return f"{ret.strip()} Fix: salt '*' saltutil.sync_all"
     return ret if isinstance(ret, str) else f"no answer ({ret!r})"
 
 

@@ -22,7 +22,7 @@ from sandbox.salt_rig import BIN
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench.json"))
-RUNS = {"reload": 5, "restart": 3, "rollback": 3, "rollout": 3}
+RUNS = {"reload": 5, "restart": 3, "rollback": 3, "deterministic": 3, "rollout": 3}
 
 
 class Bench:
@@ -70,6 +70,41 @@ class Bench:
                 raise SystemExit(f"bench: rollback {i} not verified: {ret}")
             samples.append({"wall": wall, "seconds": ret["seconds"]})
             print(f"  rollback {i + 1}/{runs}: {wall:.2f}s", flush=True)
+        return samples
+
+    def deterministic_failures(self, runs: int) -> list[dict]:
+        """Issue 8's figure: a leaf from a CA the cluster does not trust (cross-trust skipped),
+        served, detected, rolled back and proven old again. Goal: <= 15 s in total."""
+        samples = []
+        for i in range(runs):
+            foreign = pki.CA.root("bench foreign root").intermediate("bench foreign CA")
+            leaf = foreign.issue_node(2)
+            trust = (self.rig.root_ca().cert, foreign.chain[-1])
+            self.rig.set_pillar(2, {"bundle": pki.bundle_dict(leaf, *trust)})
+            self.salt("cass2", "saltutil.refresh_pillar", "wait=True")
+            started = time.monotonic()
+            ret = self.salt("cass2", "certdeploy.deploy", "skip_cross_trust=True")
+            wall = time.monotonic() - started
+            if not isinstance(ret, dict) or ret.get("outcome") != "rolled_back":
+                raise SystemExit(f"bench: foreign-CA deploy {i} was not rolled back: {ret}")
+            if not ret["verification"].get("deterministic"):
+                raise SystemExit(f"bench: foreign-CA deploy {i} waited out its timeout: {ret}")
+            t = ret["timings"]
+            samples.append(
+                {
+                    "wall": wall,
+                    "activate_to_old_served": t["activate"] + t["verify"] + t["rollback"],
+                    "verify": t["verify"],
+                    "rollback": t["rollback"],
+                }
+            )
+            print(
+                f"  foreign-CA leaf {i + 1}/{runs}: {wall:.2f}s (verify {t['verify']:.1f}s, "
+                f"rollback {t['rollback']:.1f}s)",
+                flush=True,
+            )
+        self.rig.set_pillar(2, {})
+        self.salt("cass2", "saltutil.refresh_pillar", "wait=True")
         return samples
 
     def rollouts(self, method: str, runs: int) -> list[dict]:
@@ -124,6 +159,8 @@ class Bench:
         self.results["deploy_restart"] = self.node_deploys("restart", RUNS["restart"])
         print("rollback", flush=True)
         self.results["rollback"] = self.rollbacks(RUNS["rollback"])
+        print("deterministic failure (foreign-CA leaf) -> verified rollback", flush=True)
+        self.results["deterministic_failure"] = self.deterministic_failures(RUNS["deterministic"])
         print("3-node rollout by reload", flush=True)
         self.results["rollout_reload"] = self.rollouts("reload", RUNS["rollout"])
         print("3-node rollout by restart", flush=True)

@@ -1,14 +1,24 @@
-"""``python -m sandbox up|status|down`` — and ``node start|stop N``, the sandbox's node control."""
+"""``python -m sandbox up|status|down|issue`` — and ``node start|stop N``, the sandbox's node
+control. ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves from the sandbox CA: into
+files (cert, key, trust per minion) or straight into the master's certificate store."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from sandbox import pki
 from sandbox.cassandra import Node, NodeError
 from sandbox.rig import DEFAULT_DIR, Rig
+from sandbox.salt_rig import BIN
+
+CLUSTER = "certdeploy-sandbox"
 
 
 def print_status(rig: Rig, status: dict) -> bool:
@@ -31,6 +41,61 @@ def print_status(rig: Rig, status: dict) -> bool:
     return ok
 
 
+def _write_leaf(directory: Path, leaf, trust) -> dict:
+    """cert.pem (leaf + chain), key.pem (0600) and trust.pem in a 0700 directory."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
+    paths = {}
+    for name, data in (
+        ("cert", pki.cert_pem(leaf.cert, *leaf.chain)),
+        ("key", pki.key_pem(leaf.key)),
+        ("trust", pki.cert_pem(trust)),
+    ):
+        path = directory / f"{name}.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        paths[name] = str(path)
+    return paths
+
+
+def issue(rig: Rig, minions: list[str], store: bool, out: Path | None) -> int:
+    """Fresh leaves for ``minions`` from the sandbox's issuing CA (valid node certificates:
+    IP and DNS SANs, serverAuth + clientAuth)."""
+    known = {node.name: node.n for node in rig.all_nodes()}
+    unknown = [m for m in minions if m not in known]
+    if unknown:
+        print(
+            f"sandbox: unknown minion(s) {unknown}; this sandbox has {sorted(known)}",
+            file=sys.stderr,
+        )
+        return 1
+    ca, root = rig.issuing_ca(), rig.root_ca().cert
+    for minion in minions:
+        leaf = ca.issue_node(known[minion])
+        if not store:
+            paths = _write_leaf((out or rig.root / "issued") / minion, leaf, root)
+            print(json.dumps({"minion": minion, "fingerprint": leaf.fingerprint, **paths}))
+            continue
+        tmp = Path(tempfile.mkdtemp(prefix="certdeploy-issue-"))
+        try:
+            paths = _write_leaf(tmp, leaf, root)
+            cmd = [str(BIN / "salt-run"), "-c", str(rig.salt_config_dir), "--out=json"]
+            cmd += ["certdeploy.store_put", CLUSTER, minion, paths["cert"], paths["key"]]
+            cmd += [paths["trust"], "source=sandbox issue"]
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # the key leaves no file behind
+        if res.returncode != 0:
+            print(
+                f"sandbox: store_put {minion} failed: {res.stdout[-800:]}{res.stderr[-800:]}",
+                file=sys.stderr,
+            )
+            return 1
+        print(json.dumps({"minion": minion, "fingerprint": leaf.fingerprint, "store": CLUSTER}))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument(
@@ -43,6 +108,12 @@ def main(argv=None) -> int:
     up.add_argument("--no-client-auth", action="store_true", help="CQL TLS without client certs")
     sub.add_parser("status", help="ring, served fingerprints and a CQL read over mTLS")
     sub.add_parser("down", help="stop everything 'up' started")
+    minted = sub.add_parser("issue", help="mint fresh leaves from the sandbox CA")
+    minted.add_argument("minions", nargs="+", help="e.g. cass2 cass3")
+    minted.add_argument(
+        "--store", action="store_true", help="import into the master's store (store_put)"
+    )
+    minted.add_argument("--out", type=Path, help="directory for the files (<dir>/issued)")
     node = sub.add_parser("node", help="control one Cassandra node (used by the minions' pillar)")
     node.add_argument("action", choices=("start", "stop"))
     node.add_argument("n", type=int)
@@ -61,6 +132,8 @@ def main(argv=None) -> int:
         if args.command == "down":
             rig.down()
             return 0
+        if args.command == "issue":
+            return issue(rig, args.minions, args.store, args.out)
         target = Node(rig.root, args.n, rig.nodes)
         if args.action == "start":
             print(json.dumps({"node": target.name, "started_seconds": round(target.start(), 1)}))

@@ -249,6 +249,7 @@ class Rig:
             salt["minion_pids"][mid] = salt_rig.start_minion(self.root, mid)
             self._write_descriptor(descriptor)
         salt_rig.wait_for_minions(self.root, self.minion_ids())
+        salt_rig.sync_extension(self.root, self.minion_ids())
         self.timings["salt_up"] = round(time.monotonic() - t1, 1)
         self.timings["sandbox_up"] = round(time.monotonic() - t0, 1)
         descriptor["timings"] = dict(self.timings)

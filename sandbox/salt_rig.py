@@ -209,6 +209,22 @@ def wait_for_minions(rig: Path, minion_ids, timeout: float = 90) -> float:
     )
 
 
+def sync_extension(rig: Path, minion_ids) -> None:
+    """``saltutil.sync_all`` on every minion, so ``certdeploy.*`` answers on the first call
+    (the master's file_roots is this repository)."""
+    res = salt_cmd(
+        rig, "-L", ",".join(minion_ids), "saltutil.sync_all", "--out=json", "--static", timeout=180
+    )
+    try:
+        synced = json.loads(res.stdout or "{}")
+    except json.JSONDecodeError:
+        synced = {}
+    missing = [mid for mid in minion_ids if not isinstance(synced.get(mid), dict)]
+    if res.returncode != 0 or missing:
+        detail = (res.stderr or res.stdout)[-500:]
+        raise SaltRigError(f"saltutil.sync_all failed on {missing or minion_ids}: {detail}")
+
+
 def stop_groups(pids, timeout: float = 30) -> None:
     """SIGTERM the process groups led by ``pids`` (daemons and their workers) all at once,
     wait for them together, then SIGKILL what is left."""
