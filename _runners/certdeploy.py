@@ -177,14 +177,22 @@ def resume(job_id, force=False):
 def rollback(job_id):
     """
     Put every node a finished or halted job changed back on its previous certificate, in
-    reverse order, each verified.
+    reverse order, each verified. ``latest`` names the newest rollout job.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run certdeploy.rollback 20261126T203000Z-ab12cd
+        salt-run certdeploy.rollback latest
     """
+    if job_id == "latest":
+        rollouts = [
+            j for j in certdeploy_job.list_jobs(__opts__["cachedir"]) if j.get("kind") == "rollout"
+        ]
+        if not rollouts:
+            raise SaltInvocationError("job_id=latest: there is no rollout job on this master")
+        job_id = rollouts[0]["job_id"]
     return _with_report(certdeploy_rollout.rollback_job(_master(), job_id))
 
 

@@ -70,12 +70,14 @@ def cert_alert(exc: BaseException) -> str | None:
     return next((a.removeprefix("ALERT_") for a in CERT_ALERTS if a in text), None)
 
 
-def handshake(host: str, port: int, context: ssl.SSLContext, timeout=3.0, linger=1.0) -> dict:
+def handshake(host: str, port: int, context: ssl.SSLContext, timeout=3.0, linger=0.5) -> dict:
     """One new TLS connection, classified: what a verifier needs to tell "not yet" from "never".
 
     TLS 1.3 servers judge the client certificate *after* the client's handshake finished, so
     the refusal arrives as an alert on the first read: read for ``linger`` seconds (a server
-    that accepted us waits for our first message and sends nothing).
+    that accepted us waits for our first message and sends nothing). Cassandra 5.0 answers a
+    client certificate it does not trust with an ``internal_error`` alert at that point
+    (measured on the rig), so that alert, *after* the handshake, counts as a refusal too.
 
     Returns ``{"fingerprint", "rejected", "untrusted", "error"}``: ``rejected`` is the alert
     the server refused our certificate with; ``untrusted`` is our context's verification
@@ -87,8 +89,17 @@ def handshake(host: str, port: int, context: ssl.SSLContext, timeout=3.0, linger
     except OSError as exc:
         out["error"] = f"{host}:{port}: {exc}"
         return out
-    try:
-        with sock, context.wrap_socket(sock, server_hostname=host) as tls:
+    with sock:
+        try:
+            tls = context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            out["untrusted"] = f"{host}:{port}: {exc.verify_message or exc}"
+            return out
+        except (OSError, ssl.SSLError) as exc:
+            out["rejected"] = cert_alert(exc)
+            out["error"] = None if out["rejected"] else f"{host}:{port}: {exc}"
+            return out
+        with tls:
             der = tls.getpeercert(binary_form=True)
             out["fingerprint"] = sha256_hex(der) if der else None
             tls.settimeout(linger)
@@ -96,16 +107,18 @@ def handshake(host: str, port: int, context: ssl.SSLContext, timeout=3.0, linger
                 if tls.recv(1) == b"":
                     out["error"] = f"{host}:{port}: closed right after the handshake"
             except TimeoutError:
-                pass  # accepted: the server waits for us
-    except ssl.SSLCertVerificationError as exc:
-        out["untrusted"] = f"{host}:{port}: {exc.verify_message or exc}"
-    except (OSError, ssl.SSLError) as exc:
-        alert = cert_alert(exc)
-        if alert:
-            out["rejected"] = alert
-        else:
-            out["error"] = f"{host}:{port}: {exc}"
+                pass  # accepted: the server waits for our first message
+            except (OSError, ssl.SSLError) as exc:
+                out["rejected"] = cert_alert(exc) or post_handshake_alert(exc)
+                out["error"] = None if out["rejected"] else f"{host}:{port}: {exc}"
     return out
+
+
+def post_handshake_alert(exc: BaseException) -> str | None:
+    """``INTERNAL_ERROR`` when a server sent that alert right after the handshake: how
+    Cassandra refuses an untrusted client certificate under TLS 1.3."""
+    text = f"{getattr(exc, 'reason', '') or ''} {exc}".upper()
+    return "INTERNAL_ERROR" if "ALERT_INTERNAL_ERROR" in text else None
 
 
 def sha256_hex(der: bytes) -> str:

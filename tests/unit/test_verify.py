@@ -148,3 +148,10 @@ def test_seed_addresses(tmp_path, seeds, hosts):
     )
     assert cyaml.seed_addresses(str(path)) == hosts
     assert cyaml.seed_addresses(str(tmp_path / "missing.yaml")) == []
+
+
+def test_internal_error_counts_only_after_the_handshake():
+    """Cassandra 5.0 refuses an untrusted client certificate with internal_error, after the
+    TLS 1.3 handshake (measured on the rig); elsewhere that alert is not a verdict."""
+    assert probe.post_handshake_alert(_Alert("TLSV1_ALERT_INTERNAL_ERROR")) == "INTERNAL_ERROR"
+    assert probe.cert_alert(_Alert("TLSV1_ALERT_INTERNAL_ERROR")) is None

@@ -1,0 +1,23 @@
+"""The runner's pre-flight turns a minion's raw answer into a problem an operator can act on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "_utils"))
+
+import certdeploy_rollout as rollout  # noqa: E402
+
+
+def test_a_minion_without_the_extension_gets_the_sync_fix():
+    message = rollout._err("'certdeploy.describe' is not available.")
+    assert message.startswith("'certdeploy.describe' is not available.")
+    assert message.endswith("Fix: salt '*' saltutil.sync_all")
+
+
+def test_other_answers_are_kept_or_named():
+    assert rollout._err("cass2: keystore: missing") == "cass2: keystore: missing"
+    assert rollout._err(None) == "no answer (None)"
+    assert rollout._err(False) == "no answer (False)"
