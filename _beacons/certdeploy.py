@@ -1,8 +1,10 @@
 """Beacon: is this minion's Cassandra node serving the certificate on disk, and for how long?
 
-Each run, for every configured target (pillar ``certdeploy:targets:<name>``), it opens new TLS
-connections to the client and internode ports and compares the served leaf with the installed
-keystore, checks the keystore's expiry, and writes node_exporter textfile metrics.
+Each run, for every configured target (pillar ``certdeploy:targets:<name>``), it asks the
+execution module (``certdeploy.health``: new TLS connections to the client and internode ports,
+the served leaf against what certdeploy last deployed, the installed keystore's expiry), fires
+events and writes node_exporter textfile metrics. Salt's beacon loader gives beacons no utils
+path, so this module holds only the event shaping and the textfile; the logic is the module's.
 
 .. code-block:: yaml
 
@@ -28,10 +30,10 @@ Only fingerprints, dates and error strings leave this module: never key material
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import os
-import sys
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 log = logging.getLogger(__name__)
 __virtualname__ = "certdeploy"
@@ -40,58 +42,15 @@ HEALTH_TAG = "certdeploy/health/failed"
 EXPIRY_TAG = "certdeploy/expiry/warning"
 DEFAULT_WARN_DAYS = 30
 DEFAULT_TIMEOUT = 3.0
-
-# alias -> module in _utils. Salt's beacon loader (unlike the execution-module loader) does not
-# put utils_dirs / extmods/utils on sys.path, so these are imported with those dirs added for
-# the duration of the import, exactly as the other loaders do it.
-_UTILS = {
-    "health_check": "certdeploy_health_check",
-    "metrics": "certdeploy_metrics",
-    "certdeploy_node": "certdeploy_node",
-    "certdeploy_target": "certdeploy_target",
-}
-health_check = metrics = certdeploy_node = certdeploy_target = None
-HAS_UTILS = False
-IMPORT_ERROR = ""
-
-
-def _load_utils(extra_dirs=()) -> bool:
-    global HAS_UTILS, IMPORT_ERROR
-    if HAS_UTILS:
-        return True
-    added = [d for d in extra_dirs if d not in sys.path]
-    sys.path.extend(added)
-    try:
-        importlib.invalidate_caches()
-        modules = {alias: importlib.import_module(name) for alias, name in _UTILS.items()}
-    except ImportError as exc:
-        IMPORT_ERROR = str(exc)
-        return False
-    finally:
-        for directory in added:
-            if directory in sys.path:
-                sys.path.remove(directory)
-    globals().update(modules)
-    HAS_UTILS, IMPORT_ERROR = True, ""
-    return True
-
-
-def _utils_dirs() -> list[str]:
-    dirs = list(__opts__.get("utils_dirs") or [])
-    if __opts__.get("extension_modules"):
-        dirs.append(os.path.join(__opts__["extension_modules"], "utils"))  # saltutil.sync_utils
-    return [d for d in dirs if os.path.isdir(d)]
-
-
-_load_utils()  # already importable (tests, or another loader imported them): done
+LABELS = ("node", "target", "cluster")
 
 
 def __virtual__():
-    if not _load_utils(_utils_dirs()):
+    if "certdeploy.health" not in __salt__:
         return (
             False,
-            f"certdeploy beacon: shared utils not importable ({IMPORT_ERROR}); "
-            "run saltutil.sync_all and make sure cryptography is installed",
+            "certdeploy beacon: the certdeploy execution module is not loaded on this minion; "
+            "run saltutil.sync_all (and make sure cryptography is installed)",
         )
     return __virtualname__
 
@@ -143,7 +102,7 @@ def validate(config):
 def _target_names(conf: dict) -> list[str]:
     if "target" in conf:
         return conf["target"] if isinstance(conf["target"], list) else [conf["target"]]
-    return certdeploy_target.target_names(__pillar__) or ["cassandra"]
+    return __salt__["certdeploy.targets"]() or ["cassandra"]
 
 
 def _fire(tag: str, data: dict) -> None:
@@ -162,45 +121,21 @@ def _timestamp(iso: str | None) -> float | None:
     return when.timestamp()
 
 
-def _check(name: str, conf: dict, cluster, host) -> tuple[list[dict], dict | None]:
-    """Events and the metrics sample for one target."""
-    minion = __opts__["id"]
-    try:
-        tgt = certdeploy_target.load_target(__pillar__, name, minion)
-    except Exception as exc:  # noqa: BLE001 - bad pillar for one target must not stop the rest
-        log.warning("certdeploy beacon: target %s skipped: %s", name, exc)
-        return [], None
-    sample = {"node": tgt.node, "target": tgt.name, "cluster": cluster}
-    record = certdeploy_node.last_record(tgt, host) or {}
-    sample["last_outcome"] = record.get("outcome")
-    sample["last_deploy_timestamp"] = record.get("epoch")
-    try:
-        health = health_check.node_health(
-            tgt,
-            expected=record.get("expected_fingerprint"),
-            warn_days=conf.get("warn_days", DEFAULT_WARN_DAYS),
-            timeout=conf.get("timeout", DEFAULT_TIMEOUT),
-        )
-    except Exception as exc:  # noqa: BLE001 - e.g. an unreadable keystore; report, keep going
-        log.warning("certdeploy beacon: %s/%s: health check failed: %s", tgt.node, name, exc)
-        return [], sample
-    sample["expiry_timestamp"] = _timestamp(health["not_after"])
-    sample["served_matches"] = health["match"]
-
-    events = []
+def _events(health: dict) -> list[dict]:
+    """The health/expiry events one target's health calls for (fired, and returned)."""
+    minion, events = __opts__["id"], []
+    who = {"node": health["node"], "target": health["target"], "minion": minion}
     if not health["match"]:
         data = {
-            "node": tgt.node,
-            "target": tgt.name,
-            "minion": minion,
+            **who,
             "expected": health["expected"],
             "served": health["served"],
             "reason": "mismatch" if health["serving"] else "not_serving",
         }
         log.warning(
             "certdeploy beacon: %s/%s health failed (%s): expected %s, served %s",
-            tgt.node,
-            name,
+            health["node"],
+            health["target"],
             data["reason"],
             data["expected"],
             data["served"],
@@ -208,40 +143,83 @@ def _check(name: str, conf: dict, cluster, host) -> tuple[list[dict], dict | Non
         _fire(HEALTH_TAG, data)
         events.append({"tag": "health/failed", **data})
     if health["expiring"]:
-        data = {
-            "node": tgt.node,
-            "target": tgt.name,
-            "minion": minion,
-            "not_after": health["not_after"],
-            "days_left": health["days_left"],
-        }
+        data = {**who, "not_after": health["not_after"], "days_left": health["days_left"]}
         log.warning(
             "certdeploy beacon: %s/%s certificate expires in %.1f days (%s)",
-            tgt.node,
-            name,
+            health["node"],
+            health["target"],
             data["days_left"],
             data["not_after"],
         )
         _fire(EXPIRY_TAG, data)
         events.append({"tag": "expiry/warning", **data})
-    return events, sample
+    return events
+
+
+def _write_textfile(path: str, samples: list[dict]) -> None:
+    """node_exporter's textfile, through prometheus_client (written to a temp name, then
+    renamed: a scrape never sees half a file), readable by the exporter (0644)."""
+    registry = CollectorRegistry()
+    gauges = {
+        "expiry": Gauge(
+            "certdeploy_cert_expiry_timestamp_seconds",
+            "Unix time at which the installed certificate expires (notAfter).",
+            LABELS,
+            registry=registry,
+        ),
+        "match": Gauge(
+            "certdeploy_served_matches_expected",
+            "1 if the client and internode ports serve the expected certificate, else 0.",
+            LABELS,
+            registry=registry,
+        ),
+        "deployed": Gauge(
+            "certdeploy_last_deployment_timestamp_seconds",
+            "Unix time of the last certdeploy deployment on this node.",
+            LABELS,
+            registry=registry,
+        ),
+        "success": Gauge(
+            "certdeploy_last_deployment_success",
+            "1 if the last certdeploy deployment ended 'deployed', else 0 (label outcome).",
+            (*LABELS, "outcome"),
+            registry=registry,
+        ),
+    }
+    for sample in samples:
+        labels = [str(sample.get(name) or "") for name in LABELS]
+        if sample.get("not_after"):
+            gauges["expiry"].labels(*labels).set(_timestamp(sample["not_after"]))
+        gauges["match"].labels(*labels).set(1 if sample["match"] else 0)
+        if sample.get("last_deploy_timestamp") is not None:
+            gauges["deployed"].labels(*labels).set(sample["last_deploy_timestamp"])
+        if sample.get("last_outcome"):
+            outcome = sample["last_outcome"]
+            gauges["success"].labels(*labels, outcome).set(1 if outcome == "deployed" else 0)
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    write_to_textfile(path, registry)
+    os.chmod(path, 0o644)
 
 
 def beacon(config):
-    """Probe every configured target; return (and fire) health/expiry events."""
+    """Ask every configured target's health; return (and fire) health/expiry events."""
     conf = _as_dict(config)
-    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
-    cluster = pillar.get("cluster")
-    host = certdeploy_node.Host(run=None, service=None, cachedir=__opts__["cachedir"])
     events, samples = [], []
     for name in _target_names(conf):
-        found, sample = _check(name, conf, cluster, host)
-        events.extend(found)
-        if sample is not None:
-            samples.append(sample)
+        try:
+            health = __salt__["certdeploy.health"](
+                target=name,
+                warn_days=conf.get("warn_days", DEFAULT_WARN_DAYS),
+                timeout=conf.get("timeout", DEFAULT_TIMEOUT),
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad target must not stop the rest
+            log.warning("certdeploy beacon: target %s skipped: %s", name, exc)
+            continue
+        samples.append(health)
+        events.extend(_events(health))
     if conf.get("textfile"):
         try:
-            metrics.write(conf["textfile"], metrics.render(samples))
+            _write_textfile(conf["textfile"], samples)
         except OSError as exc:
             log.warning("certdeploy beacon: cannot write %s: %s", conf["textfile"], exc)
     return events

@@ -1,6 +1,6 @@
 """Deploy TLS certificates to the Cassandra node (and other targets) on this minion.
 
-A thin Salt face over ``_utils/certdeploy_node.py``: validate -> backup -> install -> configure
+A thin Salt face over ``_utils/certdeploy_core/node.py``: validate -> backup -> install -> configure
 -> activate -> verify, with automatic rollback. The node is described by pillar
 ``certdeploy:targets:<target>`` (see ``pillar/certdeploy_example.sls``); the new material comes
 from pillar ``certdeploy:bundles:<target>`` or ``certdeploy:bundle`` — never from job
@@ -15,15 +15,15 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-# Salt puts the utils dirs on sys.path only while it loads this module: import every shared
+# Salt makes the utils dirs importable only while it loads this module: import every shared
 # module here, never lazily inside a function.
 try:
-    import certdeploy_bundle
-    import certdeploy_gate
-    import certdeploy_health_check
-    import certdeploy_material
-    import certdeploy_node
-    import certdeploy_target
+    from certdeploy_core import bundle as certdeploy_bundle
+    from certdeploy_core import gate as certdeploy_gate
+    from certdeploy_core import health_check as certdeploy_health_check
+    from certdeploy_core import material as certdeploy_material
+    from certdeploy_core import node as certdeploy_node
+    from certdeploy_core import target as certdeploy_target
 
     HAS_UTILS = True
     IMPORT_ERROR = ""
@@ -374,6 +374,37 @@ def status(target="cassandra"):
         salt 'cass*' certdeploy.status
     """
     return certdeploy_node.status(_target(target), _host())
+
+
+def health(target="cassandra", warn_days=30, timeout=3):
+    """
+    Is the node serving what certdeploy last deployed (or, before any deployment, what is on
+    disk), and for how long is it valid? Changes nothing; the beacon's data source. Returns
+    ``node``, ``target``, ``cluster``, ``expected``, ``served`` (both ports), ``match``,
+    ``serving``, ``not_after``, ``days_left``, ``expiring`` and the last deployment's
+    ``last_outcome`` and ``last_deploy_timestamp``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.health warn_days=30
+    """
+    tgt = _target(target)
+    record = certdeploy_node.last_record(tgt, _host()) or {}
+    result = certdeploy_health_check.node_health(
+        tgt,
+        expected=record.get("expected_fingerprint"),
+        warn_days=float(warn_days),
+        timeout=float(timeout),
+    )
+    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+    return {
+        **result,
+        "cluster": pillar.get("cluster"),
+        "last_outcome": record.get("outcome"),
+        "last_deploy_timestamp": record.get("epoch"),
+    }
 
 
 def targets():

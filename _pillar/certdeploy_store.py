@@ -1,6 +1,6 @@
 """ext_pillar: hand each minion its own TLS bundle from the certdeploy store.
 
-The store (``_utils/certdeploy_store.py``) lives on the master; this module gives a minion
+The store (``_utils/certdeploy_core/store.py``) lives on the master; this module gives a minion
 exactly its own bundle as pillar ``certdeploy:bundle``, which the ``certdeploy`` execution
 module reads. Pillar is rendered per minion and encrypted in transit, so a private key reaches
 only the minion it belongs to, and never passes through ``salt://`` or the job cache.
@@ -29,22 +29,12 @@ the version and the fingerprint are ever logged.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
-    import certdeploy_bundle  # noqa: F401 - the store needs it; checked here for __virtual__
-    import certdeploy_files as files_util
-    import certdeploy_store as store_util
-
-    # This file is also called certdeploy_store.py: with the utils not synced, the loader's
-    # own directory is the only match and the import finds this very module, not the utils.
-    if os.path.realpath(getattr(store_util, "__file__", "") or "") == os.path.realpath(__file__):
-        if __name__ != "certdeploy_store" and sys.modules.get("certdeploy_store") is store_util:
-            del sys.modules["certdeploy_store"]  # do not leave the impostor for later imports
-        raise ImportError("'certdeploy_store' resolved to the ext_pillar itself, not the utils")
+    from certdeploy_core import files as files_util
+    from certdeploy_core import store as store_util
 
     HAS_UTILS = True
     IMPORT_ERROR = ""
@@ -62,7 +52,7 @@ def __virtual__():
     if not HAS_UTILS:
         return (
             False,
-            f"certdeploy_store: the certdeploy_store/certdeploy_bundle utils are not importable "
+            f"certdeploy_store: the certdeploy_core utils package is not importable "
             f"({IMPORT_ERROR}); run salt-run saltutil.sync_utils (and make sure cryptography "
             "is installed for the master's Python)",
         )

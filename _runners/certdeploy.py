@@ -1,6 +1,6 @@
 """Rolling certificate rollouts across a Cassandra cluster, from the master.
 
-A thin face over ``_utils/certdeploy_rollout.py`` (sequencing), ``certdeploy_plan.py``
+A thin face over ``_utils/certdeploy_core/rollout.py`` (sequencing), ``certdeploy_plan.py``
 (topology-aware batches), ``certdeploy_job.py`` (immutable, atomically written job state and
 the cluster lock) and ``certdeploy_report.py`` (HTML + text report). Minions do the per-node
 work through the ``certdeploy`` execution module.
@@ -14,15 +14,15 @@ from __future__ import annotations
 import logging
 import os
 
-# Salt puts the utils dirs on sys.path only while it loads this module, so every shared
+# Salt makes the utils dirs importable only while it loads this module, so every shared
 # module is imported here, at load time, never lazily inside a function.
 try:
-    import certdeploy_job
-    import certdeploy_queue
-    import certdeploy_report
-    import certdeploy_rollout
-    import certdeploy_rotate
-    import certdeploy_store
+    from certdeploy_core import job as certdeploy_job
+    from certdeploy_core import queue as certdeploy_queue
+    from certdeploy_core import report as certdeploy_report
+    from certdeploy_core import rollout as certdeploy_rollout
+    from certdeploy_core import rotate as certdeploy_rotate
+    from certdeploy_core import store as certdeploy_store
 
     HAS_UTILS = True
     IMPORT_ERROR = ""

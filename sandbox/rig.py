@@ -14,13 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _utils.certdeploy_core import probe, ring
 from sandbox import pki, salt_rig
 from sandbox.cassandra import Node, NodeError, check_runtime
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "_utils"))
-import certdeploy_probe as probe  # noqa: E402
-import certdeploy_ring as ring  # noqa: E402
 
 DEFAULT_DIR = Path(os.environ.get("CERTDEPLOY_SANDBOX", "/tmp/cdsb"))
 DEMO_KEYSPACE = "sandbox"

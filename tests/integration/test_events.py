@@ -10,8 +10,8 @@ import json
 import time
 from pathlib import Path
 
-import certdeploy_probe as probe
 import pytest
+from certdeploy_core import probe
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import pki

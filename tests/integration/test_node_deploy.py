@@ -9,8 +9,8 @@ import hashlib
 import json
 import time
 
-import certdeploy_probe as probe
 import pytest
+from certdeploy_core import probe
 
 from sandbox import pki
 

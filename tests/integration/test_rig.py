@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import time
 
-import certdeploy_probe as probe
-import certdeploy_ring as ring
 import pytest
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from certdeploy_core import probe, ring
 
 from sandbox import pki
 from sandbox.rig import _write_private

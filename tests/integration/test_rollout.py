@@ -13,8 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import certdeploy_probe as probe
 import pytest
+from certdeploy_core import probe
 
 from sandbox import pki
 from sandbox.loadgen import LoadGenerator, stats

@@ -1,18 +1,14 @@
-import sys
+import datetime
+import json
+import os
+import re
+import stat
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_utils"))
-
-import datetime  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import stat  # noqa: E402
-
-import certdeploy_backup as backup  # noqa: E402
-import certdeploy_files as cf  # noqa: E402
-import pytest  # noqa: E402
-from salt.exceptions import CommandExecutionError, SaltInvocationError  # noqa: E402
+import pytest
+from certdeploy_core import backup
+from certdeploy_core import files as cf
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 NODE = "cass1"
 T0 = datetime.datetime(2026, 11, 26, 20, 15, 0, 123456, tzinfo=datetime.timezone.utc)

@@ -1,5 +1,6 @@
-"""The certdeploy beacon, loaded as Salt would (a module with injected dunders), run against a
-real local TLS server: events with the reactor's exact tags, and the textfile metrics."""
+"""The certdeploy beacon, loaded as Salt would (a module with injected dunders) over the real
+execution module (``certdeploy.health`` through Salt's minion loader), run against a real local
+TLS server: events with the reactor's exact tags, and the textfile metrics."""
 
 from __future__ import annotations
 
@@ -12,14 +13,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-import certdeploy_node
 import pytest
+from certdeploy_core import node as certdeploy_node
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import pki
 from tests.unit.test_health_check import TLSServer, closed_port, install
 
-REPO = Path(__file__).resolve().parents[2]
+
+def minion_functions(opts, pillar):
+    """The real ``certdeploy`` execution module, loaded by Salt's minion loader."""
+    import salt.config
+    import salt.loader
+
+    full = salt.config.minion_config(None)
+    full.update(
+        opts,
+        file_client="local",
+        pillar=pillar,
+        module_dirs=[str(REPO / "_modules")],
+        utils_dirs=[str(REPO / "_utils")],
+    )
+    utils = salt.loader.utils(full)
+    return salt.loader.minion_mods(full, utils=utils, whitelist=["certdeploy", "cmd", "service"])
 
 
 def load_beacon(opts, pillar, salt):
@@ -81,7 +97,13 @@ def rig(tmp_path, root):
         target, pillar = install(tmp_path, leaf, root, port)
         events = Events(fail=fail)
         opts = {"id": "cass1-minion", "cachedir": str(tmp_path / "cache")}
-        module = load_beacon(opts, pillar, {"event.send": events})
+        funcs = minion_functions(opts, pillar)
+        salt = {
+            "event.send": events,
+            "certdeploy.health": funcs["certdeploy.health"],
+            "certdeploy.targets": funcs["certdeploy.targets"],
+        }
+        module = load_beacon(opts, pillar, salt)
         return target, module, events, str(tmp_path / "textfile" / "certdeploy.prom")
 
     return make
@@ -209,15 +231,20 @@ def test_unknown_target_is_skipped(rig, server, leaf, caplog):
     assert len(families(textfile)["certdeploy_served_matches_expected"]) == 1
 
 
-LOADER_SCRIPT = """
-import json, logging, sys
 logging.disable(logging.CRITICAL)
+
+REPO = Path(__file__).resolve().parents[2]
+LOADER_SCRIPT = """
+import json, sys
 import salt.config, salt.loader
-assert "certdeploy_target" not in sys.modules
+assert "certdeploy_core" not in sys.modules
 sent = []
 opts = salt.config.minion_config(None)
 opts.update(json.loads(sys.argv[1]))
-beacons = salt.loader.beacons(opts, {"event.send": lambda tag, data: sent.append(tag)})
+utils = salt.loader.utils(opts)  # as the minion does: utils_dirs become importable
+mods = salt.loader.minion_mods(opts, utils=utils, whitelist=["certdeploy", "cmd", "service"])
+funcs = {k: mods[k] for k in ("certdeploy.health", "certdeploy.targets")}
+beacons = salt.loader.beacons(opts, {**funcs, "event.send": lambda tag, data: sent.append(tag)})
 ok = "certdeploy.beacon" in beacons
 why = "" if ok else beacons.missing_fun_string("certdeploy.beacon")
 conf = [{"target": "cassandra"}, {"timeout": 1}]
@@ -227,7 +254,8 @@ print(json.dumps({"ok": ok, "why": why, "tags": [e["tag"] for e in result or []]
 
 
 def test_loads_through_salts_beacon_loader(tmp_path, leaf, root):
-    """Salt's beacon loader does not put utils_dirs on sys.path: the beacon must cope."""
+    """Salt's beacon loader gives beacons no utils path: the beacon imports nothing of ours
+    and reaches the package through the execution module."""
     _, pillar = install(tmp_path, leaf, root, closed_port())
     opts = {
         "id": "cass1-minion",
@@ -235,6 +263,7 @@ def test_loads_through_salts_beacon_loader(tmp_path, leaf, root):
         "extension_modules": str(tmp_path / "cache" / "extmods"),
         "file_client": "local",
         "beacons_dirs": [str(REPO / "_beacons")],
+        "module_dirs": [str(REPO / "_modules")],
         "utils_dirs": [str(REPO / "_utils")],
         "pillar": pillar,
     }

@@ -1,4 +1,4 @@
-"""Unit tests of ``_utils/certdeploy_bundle.py``: loading, every validation check, the stores.
+"""Unit tests of ``_utils/certdeploy_core/bundle.py``: loading, every validation check, the stores.
 
 Certificates come from the test PKI (``sandbox/pki.py``); keys are EC unless a test is about
 RSA, and are made once per module so the whole file runs in a few seconds.
@@ -7,24 +7,20 @@ RSA, and are made once per module so the whole file runs in a few seconds.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pytest
+from certdeploy_core import bundle as cb
+from certdeploy_core import checks
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from salt.exceptions import SaltInvocationError
+
+from sandbox import pki
+from sandbox.pki import _content, _len, _seq, _tlvs
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_utils"))
-sys.path.insert(0, str(REPO))
-
-import certdeploy_bundle as cb  # noqa: E402
-import certdeploy_checks as checks  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, x25519  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
-from salt.exceptions import SaltInvocationError  # noqa: E402
-
-from sandbox import pki  # noqa: E402
-from sandbox.pki import _content, _len, _seq, _tlvs  # noqa: E402
 
 NODE = "cass1"
 NAMES = {"ips": ["127.0.0.1"], "dns": ["cass1"]}
@@ -650,7 +646,7 @@ def test_pkcs12_bundle_errors_name_the_pkcs12_fields(inter, password, words):
     import base64
     import types
 
-    import certdeploy_material as material
+    from certdeploy_core import material
 
     leaf = inter.issue_node(2)
     data = {
@@ -669,7 +665,7 @@ def test_pkcs12_without_a_key_entry_names_the_pkcs12_field(inter):
     import base64
     import types
 
-    import certdeploy_material as material
+    from certdeploy_core import material
 
     data = {
         "pkcs12": base64.b64encode(pki.pkcs12_truststore("pw", inter.cert)).decode(),

@@ -1,16 +1,11 @@
-import sys
-from pathlib import Path
+import difflib
+import os
+import stat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_utils"))
-
-import difflib  # noqa: E402
-import os  # noqa: E402
-import stat  # noqa: E402
-
-import certdeploy_cassandra_yaml as cy  # noqa: E402
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from salt.exceptions import CommandExecutionError, SaltInvocationError  # noqa: E402
+import pytest
+import yaml
+from certdeploy_core import cassandra_yaml as cy
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 NODE = "cass1"
 

@@ -8,23 +8,18 @@ Each bad bundle is built by the test PKI and must be refused with node, field an
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pytest
+from certdeploy_core import bundle as cb
+from certdeploy_core import chain, checks
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+from salt.exceptions import SaltInvocationError
+
+from sandbox import pki
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_utils"))
-sys.path.insert(0, str(REPO))
-
-import certdeploy_bundle as cb  # noqa: E402
-import certdeploy_chain as chain  # noqa: E402
-import certdeploy_checks as checks  # noqa: E402
-from cryptography import x509  # noqa: E402
-from cryptography.x509.oid import ObjectIdentifier  # noqa: E402
-from salt.exceptions import SaltInvocationError  # noqa: E402
-
-from sandbox import pki  # noqa: E402
 
 NODE = "cass1"
 NAMES = {"ips": ["127.0.0.1"], "dns": ["cass1"]}

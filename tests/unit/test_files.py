@@ -1,17 +1,12 @@
-import sys
-from pathlib import Path
+import grp
+import hashlib
+import os
+import pwd
+import stat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_utils"))
-
-import grp  # noqa: E402
-import hashlib  # noqa: E402
-import os  # noqa: E402
-import pwd  # noqa: E402
-import stat  # noqa: E402
-
-import certdeploy_files as cf  # noqa: E402
-import pytest  # noqa: E402
-from salt.exceptions import CommandExecutionError, SaltInvocationError  # noqa: E402
+import pytest
+from certdeploy_core import files as cf
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import threading
 import time
 import warnings
 
-import certdeploy_health_check as hc
-import certdeploy_material as material
-import certdeploy_target
 import pytest
+from certdeploy_core import health_check as hc
+from certdeploy_core import material
+from certdeploy_core import target as certdeploy_target
 
 from sandbox import pki
 

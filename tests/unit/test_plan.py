@@ -1,7 +1,7 @@
 import random
 
-import certdeploy_plan as cp
 import pytest
+from certdeploy_core import plan as cp
 from salt.exceptions import SaltInvocationError
 
 JAVA_NTS = "org.apache.cassandra.locator.NetworkTopologyStrategy"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_utils"))
+from certdeploy_core import rollout
 
-import certdeploy_rollout as rollout  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_minion_without_the_extension_gets_the_sync_fix():

@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-import certdeploy_queue as queue
+from certdeploy_core import queue
 
 T0 = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.timezone.utc).timestamp()  # a Thursday
 

@@ -5,8 +5,8 @@ import os
 import stat
 from html.parser import HTMLParser
 
-import certdeploy_report as report
 import pytest
+from certdeploy_core import report
 from salt.exceptions import CommandExecutionError
 
 T0 = 1795725000.0  # 2026-11-26T20:30:00Z, matching the job id

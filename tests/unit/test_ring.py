@@ -1,4 +1,4 @@
-import certdeploy_ring as ring
+from certdeploy_core import ring
 
 STATUS = """Datacenter: dc1
 ===============

@@ -1,8 +1,8 @@
-"""Unit tests of the master-side bundle store (``_utils/certdeploy_store.py``) and of the
+"""Unit tests of the master-side bundle store (``_utils/certdeploy_core/store.py``) and of the
 ``certdeploy_store`` ext_pillar (``_pillar/certdeploy_store.py``) that serves it.
 
 Bundles come from the test PKI (``sandbox/pki.py``), made once per module with EC keys so the
-file runs in a few seconds. ``tests/conftest.py`` puts the repo and ``_utils`` on sys.path.
+file runs in a few seconds.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import os
 import stat
 from pathlib import Path
 
-import certdeploy_store as store
 import pytest
+from certdeploy_core import store
 from cryptography.hazmat.primitives import serialization
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -517,42 +517,6 @@ def test_ext_pillar_corrupt_store_serves_nothing(root, pillar_mod, bundles, capl
     with caplog.at_level(logging.ERROR):
         assert pillar_mod.ext_pillar("cass1", {}, root=root) == {}
     assert "fingerprint" in caplog.text
-
-
-@pytest.mark.parametrize("synced", [(), ("certdeploy_bundle", "certdeploy_files")])
-def test_utils_missing_is_reported_not_impersonated(tmp_path, synced):
-    """With the store utils not synced, ``import certdeploy_store`` in the pillar module finds
-    the pillar module itself (same file name, and the loader puts its directory on sys.path):
-    __virtual__ must refuse with the fix, and no impostor may stay in sys.modules."""
-    import shutil
-    import subprocess
-    import sys
-
-    utils = tmp_path / "extmods_utils"
-    utils.mkdir()
-    for name in synced:  # an older sync: the other utils are there, the store is not
-        shutil.copy(REPO / "_utils" / f"{name}.py", utils)
-    code = f"""
-import importlib.util, sys
-sys.path.append({str(utils)!r})
-sys.path.append({str(REPO / "_pillar")!r})
-spec = importlib.util.spec_from_file_location(
-    "salt.loaded.ext.pillar.certdeploy_store", {str(REPO / "_pillar" / "certdeploy_store.py")!r}
-)
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-ok, reason = mod.__virtual__()
-assert ok is False and "saltutil.sync_utils" in reason, reason
-assert "certdeploy_store" not in sys.modules, sys.modules["certdeploy_store"]
-print("OK", reason)
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert done.returncode == 0 and done.stdout.startswith("OK"), done.stderr
-    expected = "resolved to the ext_pillar itself" if synced else "certdeploy_bundle"
-    assert expected in done.stdout
 
 
 # ----------------------------------------------------------------------------- key hygiene

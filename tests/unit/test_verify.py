@@ -5,17 +5,14 @@
 from __future__ import annotations
 
 import ssl
-import sys
 from pathlib import Path
 
 import pytest
+from certdeploy_core import cassandra_yaml as cyaml
+from certdeploy_core import probe
+from certdeploy_core import verify as verifier
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_utils"))
-
-import certdeploy_cassandra_yaml as cyaml  # noqa: E402
-import certdeploy_probe as probe  # noqa: E402
-import certdeploy_verify as verifier  # noqa: E402
 
 NEW, OLD, ROGUE = "a" * 64, "b" * 64, "c" * 64
 

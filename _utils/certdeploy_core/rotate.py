@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 
-import certdeploy_bundle as cb
-import certdeploy_chain as chain
-import certdeploy_job as jobs
-import certdeploy_plan as planner
-import certdeploy_rollout as rollouts
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import bundle as cb
+from . import chain
+from . import job as jobs
+from . import plan as planner
+from . import rollout as rollouts
 
 PHASES = (1, 2, 3)
 

@@ -31,11 +31,12 @@ import re
 import shutil
 import stat
 
-import certdeploy_bundle as bundle_util
-import certdeploy_checks as checks
-import certdeploy_files as files_util
 from cryptography.hazmat.primitives import serialization
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import bundle as bundle_util
+from . import checks
+from . import files as files_util
 
 log = logging.getLogger(__name__)
 

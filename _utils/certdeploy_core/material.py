@@ -12,10 +12,11 @@ import shutil
 import ssl
 import tempfile
 
-import certdeploy_bundle as cb
-import certdeploy_cassandra_yaml as cyaml
-import certdeploy_probe as probe
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import bundle as cb
+from . import cassandra_yaml as cyaml
+from . import probe
 
 
 def read_bundle(target, data: dict) -> cb.Bundle:

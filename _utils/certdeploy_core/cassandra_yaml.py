@@ -18,7 +18,6 @@ import os
 import re
 from collections import Counter
 
-import certdeploy_files as files_util
 import yaml as yaml11  # PyYAML resolves YAML 1.1 like Cassandra's SnakeYAML ("on" is a bool)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -32,6 +31,8 @@ from ruamel.yaml.scalarstring import (
 )
 from ruamel.yaml.tokens import CommentToken
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import files as files_util
 
 SECTIONS = ("server_encryption_options", "client_encryption_options")
 

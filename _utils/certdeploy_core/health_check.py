@@ -15,9 +15,7 @@ import ssl
 import stat
 import warnings
 
-import certdeploy_files as files
-import certdeploy_material as material
-import certdeploy_probe as probe
+from . import files, material, probe
 
 # Result key -> ssl.TLSVersion member name, oldest first.
 TLS_VERSIONS = {

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import time
 
-import certdeploy_material as material
-import certdeploy_node as node_steps
-import certdeploy_probe as probe
-import certdeploy_ring as ring
+from . import material, probe, ring
+from . import node as node_steps
 
 DEFAULT_KEYSPACE = "certdeploy_health"
 

@@ -14,7 +14,7 @@ import datetime
 import html
 import json
 
-import certdeploy_files
+from . import files as certdeploy_files
 
 __all__ = ["render_html", "render_text", "write_report", "gantt_svg"]
 

@@ -31,11 +31,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import certdeploy_cassandra_yaml as cyaml
-import certdeploy_material as material
-import certdeploy_probe as probe
-import certdeploy_ring as ring
 from salt.exceptions import CommandExecutionError
+
+from . import cassandra_yaml as cyaml
+from . import material, probe, ring
 
 CONFIRM = 2  # rounds in a row a deterministic signal must be seen in
 INTERVAL = 0.5  # seconds between rounds

@@ -14,8 +14,9 @@ import os
 import re
 import shutil
 
-import certdeploy_files as files_util
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import files as files_util
 
 BACKUP_ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
 MANIFEST = "manifest.json"

@@ -21,7 +21,7 @@ import json
 import os
 import time
 
-import certdeploy_files as files
+from . import files
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 
-import certdeploy_bundle as cb
-import certdeploy_chain as chain
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from salt.exceptions import SaltInvocationError
+
+from . import bundle as cb
+from . import chain
 
 MIN_RSA_BITS = 2048
 ALLOWED_CURVES = ("secp256r1", "secp384r1", "secp521r1")

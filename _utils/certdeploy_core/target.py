@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
-import certdeploy_files
 from salt.exceptions import SaltInvocationError
+
+from . import files as certdeploy_files
 
 STORE_TYPES = ("pkcs12", "pem")
 PEM_FACTORY = "org.apache.cassandra.security.PEMBasedSslContextFactory"

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import certdeploy_job as jobs
-import certdeploy_plan as planner
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import job as jobs
+from . import plan as planner
 
 ON_FAILURE = ("rollback_node", "rollback_all", "halt")
 

@@ -16,8 +16,9 @@ import socket
 import time
 from dataclasses import dataclass
 
-import certdeploy_files as files
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import files
 
 DONE_STATES = ("deployed", "skipped")
 FINAL_STATUSES = ("succeeded", "failed", "halted", "rolled_back", "refused")

@@ -15,16 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import certdeploy_backup as backups
-import certdeploy_bundle as cb
-import certdeploy_cassandra_yaml as cyaml
-import certdeploy_checks as checks
-import certdeploy_files as files
-import certdeploy_material as material
-import certdeploy_probe as probe
-import certdeploy_ring as ring
-import certdeploy_verify as verifier
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import backup as backups
+from . import bundle as cb
+from . import cassandra_yaml as cyaml
+from . import checks, files, material, probe, ring
+from . import verify as verifier
 
 METHODS = ("auto", "reload", "restart")
 
