@@ -31,7 +31,7 @@ if ! ls "$LIB"/cassandra-all-5.0.*.jar >/dev/null 2>&1; then
   echo "bootstrap: fetching cassandra-all 5.0 and its runtime jars from Maven Central"
   start=$(date +%s)
   mkdir -p "$LIB"
-  (cd build/cassandra && JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 mvn -B -q \
+  (cd sandbox/maven && JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 mvn -B -q \
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/../../$LIB")
   echo "bootstrap: $(ls "$LIB" | wc -l) jars in $(( $(date +%s) - start ))s"
 fi
