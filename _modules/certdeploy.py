@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import logging
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
 
 # Salt makes the utils dirs importable only while it loads this module: import every shared
 # module here, never lazily inside a function.
 try:
     from certdeploy_core import bundle as certdeploy_bundle
+    from certdeploy_core import compliance as certdeploy_compliance
     from certdeploy_core import gate as certdeploy_gate
     from certdeploy_core import health_check as certdeploy_health_check
     from certdeploy_core import material as certdeploy_material
     from certdeploy_core import node as certdeploy_node
     from certdeploy_core import target as certdeploy_target
+    from certdeploy_core import trust as certdeploy_trust
 
     HAS_UTILS = True
     IMPORT_ERROR = ""
@@ -300,13 +302,20 @@ def deploy(
 
 
 def trust_update(
-    add=None, remove=None, target="cassandra", method="reload", verify_timeout=None, **_ignored
+    add=None,
+    remove=None,
+    target="cassandra",
+    method="reload",
+    verify_timeout=None,
+    skip_cross_trust=True,
 ):
     """
     Change only the truststore: add CA certificates (PEM) and/or remove CAs by SHA-256
     fingerprint, keeping this node's own key and certificate. Runs the same safe path as
     ``deploy`` (validate that the node still trusts its own chain, backup, atomic install,
     reload, verify, automatic rollback). Used by CA rotation phases 1 and 3.
+    ``skip_cross_trust`` is accepted for the rollout's common keywords and always holds: the
+    node's own certificate does not change, and the rotation checks trust for the whole plan.
 
     CLI Example:
 
@@ -316,20 +325,10 @@ def trust_update(
     """
     tgt = _target(target)
     key, cert, chain = certdeploy_material.open_current_keystore(tgt)
-    trust = {certdeploy_bundle.fingerprint(c): c for c in certdeploy_material.current_trust(tgt)}
-    for pem in add or ():
-        for ca in certdeploy_bundle.load_certs(pem, tgt.node, "add"):
-            trust[certdeploy_bundle.fingerprint(ca)] = ca
-    for fingerprint in remove or ():
-        trust.pop(str(fingerprint).lower().replace(":", ""), None)
-    if not trust:
-        raise SaltInvocationError(
-            f"{tgt.node}: remove: would leave the truststore empty. "
-            "Fix: keep at least the CA that issued the node certificates"
-        )
-    bundle = certdeploy_bundle.Bundle(
-        cert=cert, key=key, chain=tuple(chain), trust=tuple(trust.values())
+    trust = certdeploy_trust.updated(
+        certdeploy_material.current_trust(tgt), add=add, remove=remove, node=tgt.node
     )
+    bundle = certdeploy_bundle.Bundle(cert=cert, key=key, chain=tuple(chain), trust=tuple(trust))
     result = certdeploy_node.deploy(
         tgt,
         _host(),
@@ -338,7 +337,7 @@ def trust_update(
         skip_cross_trust=True,
         verify_timeout=verify_timeout,
     )
-    result["trust"] = sorted(trust)
+    result["trust"] = sorted(certdeploy_bundle.fingerprint(ca) for ca in trust)
     outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
         result["outcome"], "failed"
     )
@@ -538,71 +537,14 @@ def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_
 
         salt 'cass*' certdeploy.compliance min_days=30
     """
-    hc = certdeploy_health_check
     tgt = _target(target)
     record = certdeploy_node.last_record(tgt, _host()) or {}
-    health = hc.node_health(
-        tgt, warn_days=int(min_days), expected=record.get("expected_fingerprint")
+    result = certdeploy_compliance.check_node(
+        tgt,
+        record,
+        allowed_issuers=allowed_issuers,
+        expected_cas=expected_cas,
+        min_days=min_days,
     )
-    findings = [
-        {
-            "check": "served",
-            "ok": bool(health["match"]),
-            "message": f"expected {health['expected']}, served {health['served']}",
-        },
-        {
-            "check": "expiry",
-            "ok": health["days_left"] is not None and not health["expiring"],
-            "message": f"{health['days_left']} days left (policy: at least {min_days})",
-        },
-    ]
-    disk = certdeploy_material.on_disk(tgt)
-    issuer = (disk.get("keystore") or {}).get("issuer")
-    if allowed_issuers is not None:
-        findings.append(
-            {
-                "check": "issuer",
-                "ok": issuer in list(allowed_issuers),
-                "message": f"issuer {issuer}",
-            }
-        )
-    for label, host, port in (
-        ("client", tgt.rpc_address, tgt.client_port),
-        ("internode", tgt.listen_address, tgt.internode_port),
-    ):
-        versions = hc.tls_versions(
-            host, port, ctx_factory=lambda: certdeploy_material.probe_context(tgt)
-        )
-        legacy_refused = versions.get("TLSv1") is not True and versions.get("TLSv1.1") is not True
-        modern = bool(versions.get("TLSv1.2") or versions.get("TLSv1.3"))
-        findings.append(
-            {
-                "check": f"tls_versions_{label}",
-                "ok": legacy_refused and modern,
-                "message": ", ".join(
-                    f"{v}={'accepted' if ok else 'refused' if ok is False else 'untestable'}"
-                    for v, ok in versions.items()
-                    if v != "errors"
-                ),
-            }
-        )
-    findings.extend(hc.file_findings(tgt))
-    trust = disk.get("truststore")
-    if expected_cas is not None:
-        findings.append(
-            {
-                "check": "truststore",
-                "ok": isinstance(trust, list) and sorted(trust) == sorted(expected_cas),
-                "message": f"holds {trust}",
-            }
-        )
-    _failed(all(f["ok"] for f in findings))
-    return {
-        "node": tgt.node,
-        "ok": all(f["ok"] for f in findings),
-        "findings": findings,
-        "served": health["served"],
-        "expected": health["expected"],
-        "not_after": health["not_after"],
-        "days_left": health["days_left"],
-    }
+    _failed(result["ok"])
+    return result

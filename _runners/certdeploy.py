@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 # Salt makes the utils dirs importable only while it loads this module, so every shared
 # module is imported here, at load time, never lazily inside a function.
 try:
+    from certdeploy_core import compliance as certdeploy_compliance
+    from certdeploy_core import health_policy as certdeploy_health_policy
     from certdeploy_core import job as certdeploy_job
     from certdeploy_core import queue as certdeploy_queue
     from certdeploy_core import report as certdeploy_report
@@ -81,10 +84,14 @@ def _master():
     )
 
 
-def _report_path(job_id):
+def _reports_dir():
     directory = os.path.join(__opts__["cachedir"], "certdeploy", "reports")
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    return os.path.join(directory, f"{job_id}.html")
+    return directory
+
+
+def _report_path(job_id):
+    return os.path.join(_reports_dir(), f"{job_id}.html")
 
 
 def _with_report(result):
@@ -317,20 +324,12 @@ def enqueue(cluster=None, minions=None, version=None, not_before=None, force=Fal
                 f"master: minions {minions} belong to clusters {sorted(found)}; pass cluster="
             )
         cluster = found.pop()
-    if isinstance(not_before, str):
-        import datetime as dt
-
-        try:
-            not_before = float(not_before)
-        except ValueError:
-            stamp = dt.datetime.fromisoformat(not_before.replace("Z", "+00:00"))
-            not_before = stamp.timestamp()
     entry = certdeploy_queue.enqueue(
         __opts__["cachedir"],
         cluster,
         list(minions),
         version=version,
-        not_before=not_before,
+        not_before=certdeploy_queue.parse_not_before(not_before),
         force=bool(force),
     )
     if force:
@@ -410,7 +409,7 @@ def queue():
     return certdeploy_queue.pending(__opts__["cachedir"])
 
 
-def health_failed(minion, node=None, reason=None, target="cassandra", **_event):
+def health_failed(minion, node=None, reason=None, target="cassandra"):
     """
     React to ``certdeploy/health/failed``: roll the node back when certdeploy deployed to it
     within ``auto_rollback_seconds`` (and no rollout is running on its cluster); otherwise only
@@ -429,15 +428,8 @@ def health_failed(minion, node=None, reason=None, target="cassandra", **_event):
     record = (status or {}).get("last_deployment") if isinstance(status, dict) else None
     cluster = (described or {}).get("cluster", "default") if isinstance(described, dict) else None
     holder = certdeploy_job.lock_holder(__opts__["cachedir"], cluster) if cluster else None
-    import time
-
-    recent = (
-        record
-        and record.get("outcome") == "deployed"
-        and time.time() - float(record.get("epoch", 0)) <= window
-    )
-    if not recent or (holder and not certdeploy_job.is_stale(holder)):
-        why = "rollout in progress" if holder else "no certdeploy deployment within the window"
+    action, why = certdeploy_health_policy.decide(record, holder, time.time(), window)
+    if action == "alert":
         master.fire(
             "certdeploy/alert", {"minion": minion, "reason": reason, "action": "none", "why": why}
         )
@@ -475,9 +467,6 @@ def compliance(
 
         salt-run certdeploy.compliance 'cass*' allowed_issuers='["CN=Issuing CA,O=Example"]'
     """
-    import html as html_lib
-    import time
-
     master = _master()
     minions = sorted(master.expected(tgt, tgt_type))
     kwargs = {"target": target, "min_days": min_days}
@@ -485,56 +474,13 @@ def compliance(
         kwargs["allowed_issuers"] = list(allowed_issuers)
     if expected_cas is not None:
         kwargs["expected_cas"] = list(expected_cas)
-    answers = master.call(minions, "certdeploy.compliance", kwargs, 120)
-    nodes = {}
-    for minion in minions:
-        ret = answers.get(minion)
-        nodes[minion] = (
-            ret
-            if isinstance(ret, dict)
-            else {
-                "node": minion,
-                "ok": False,
-                "findings": [{"check": "answer", "ok": False, "message": str(ret)}],
-            }
-        )
-    failures = [
-        {"node": m, "check": f["check"], "message": f["message"]}
-        for m, r in nodes.items()
-        for f in r["findings"]
-        if not f["ok"]
-    ]
-    lines = [f"{'node':<8}{'check':<24}{'ok':<5}message"]
-    for m, r in nodes.items():
-        for f in r["findings"]:
-            lines.append(
-                f"{m:<8}{f['check']:<24}{'yes' if f['ok'] else 'NO':<5}{f['message'][:90]}"
-            )
-    table = "\n".join(lines)
-    path = html or os.path.join(
-        __opts__["cachedir"],
-        "certdeploy",
-        "reports",
-        f"compliance-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.html",
+    nodes = certdeploy_compliance.gather(
+        minions, master.call(minions, "certdeploy.compliance", kwargs, 120)
     )
-    rows = "".join(
-        f"<tr class='{'ok' if f['ok'] else 'bad'}'><td>{html_lib.escape(m)}</td>"
-        f"<td>{html_lib.escape(f['check'])}</td><td>{'ok' if f['ok'] else 'FAIL'}</td>"
-        f"<td>{html_lib.escape(f['message'])}</td></tr>"
-        for m, r in nodes.items()
-        for f in r["findings"]
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>certdeploy compliance</title>"
-        "<style>body{font-family:sans-serif}td{padding:2px 8px;border-bottom:1px solid #ddd}"
-        "tr.bad{background:#fde8e8}</style></head><body>"
-        f"<h1>certdeploy compliance</h1><p>{len(failures)} finding(s) across {len(nodes)} "
-        f"node(s)</p><table><tr><th>node</th><th>check</th><th>result</th><th>detail</th>"
-        f"</tr>{rows}</table></body></html>"
-    )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write(page)
+    failures = certdeploy_compliance.failures(nodes)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = html or os.path.join(_reports_dir(), f"compliance-{stamp}.html")
+    certdeploy_compliance.write_html(nodes, path)
     if failures:
         __context__["retcode"] = 1
     return {
@@ -542,7 +488,7 @@ def compliance(
         "failures": failures,
         "nodes": nodes,
         "report": path,
-        "table": table,
+        "table": certdeploy_compliance.table(nodes),
         "retcode": 1 if failures else 0,
     }
 

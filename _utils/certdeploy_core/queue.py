@@ -21,6 +21,8 @@ import json
 import os
 import time
 
+from salt.exceptions import SaltInvocationError
+
 from . import files
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -28,6 +30,27 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def _parse_iso(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+
+
+def parse_not_before(value) -> float | None:
+    """A renewal's ``not_before``: epoch seconds (number or numeric string) or ISO 8601 (a
+    trailing ``Z`` means UTC; no zone means UTC). ``None`` stays ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise SaltInvocationError(
+            f"master: not_before: {value!r} is neither epoch seconds nor ISO 8601. "
+            "Fix: pass e.g. not_before=2026-12-03T02:00:00Z"
+        ) from None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def window_open(windows, now: float | None = None) -> tuple[bool, float | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -50,7 +51,10 @@ def run(argv, **kwargs):
 
 
 def test_wheel_installs_and_salt_loads_every_face_from_the_entry_point(tmp_path):
-    dist = tmp_path / "dist"
+    dist, src = tmp_path / "dist", tmp_path / "src"
+    # Build from a copy: setuptools writes build/ and *.egg-info beside the sources.
+    junk = (".git", ".venv", ".cache", "artifacts", "build", "dist", "*.egg-info", "__pycache__")
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(*junk))
     # The dev venv's setuptools and wheel (pinned in requirements.txt): no download needed.
     run(
         [
@@ -58,7 +62,7 @@ def test_wheel_installs_and_salt_loads_every_face_from_the_entry_point(tmp_path)
             "-m",
             "pip",
             "wheel",
-            str(REPO),
+            str(src),
             "--no-deps",
             "--no-build-isolation",
             "-q",

@@ -2,7 +2,9 @@
 
 import datetime as dt
 
+import pytest
 from certdeploy_core import queue
+from salt.exceptions import SaltInvocationError
 
 T0 = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.timezone.utc).timestamp()  # a Thursday
 
@@ -47,3 +49,24 @@ def test_window_open_weekly_one_off_and_overnight():
     overnight = [{"days": ["thu"], "start": "19:00", "end": "02:00"}]
     assert queue.window_open(overnight, T0)[0]
     assert queue.window_open(overnight, T0 + 5 * 3600)[0]  # 01:00 Friday, still open
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        ("", None),
+        (1800000000, 1800000000.0),
+        ("1800000000.5", 1800000000.5),
+        ("2026-12-03T02:00:00Z", 1796263200.0),
+        ("2026-12-03T02:00:00", 1796263200.0),  # no zone: UTC, not the master's local time
+        ("2026-12-03T03:00:00+01:00", 1796263200.0),
+    ],
+)
+def test_not_before_parsing(value, expected):
+    assert queue.parse_not_before(value) == expected
+
+
+def test_not_before_garbage_is_refused_with_a_fix():
+    with pytest.raises(SaltInvocationError, match="not_before: 'tomorrow'.*Fix: "):
+        queue.parse_not_before("tomorrow")
