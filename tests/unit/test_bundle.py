@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from certdeploy_core import bundle as cb
-from certdeploy_core import checks
+from certdeploy_core import checks, stores
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -537,9 +537,9 @@ def test_keystore_with_two_key_entries(bundle):
     # cryptography writes one key entry per store and load_pkcs12 returns only the first, so
     # build the two-entry store by hand: duplicate the key bag, drop the (now wrong) MAC.
     store = cb.build_keystore(bundle, "pkcs12", "pw")
-    assert cb._pkcs12_key_bag_count(store) == 1
+    assert stores._pkcs12_key_bag_count(store) == 1
     doubled = _double_key_bag(store)
-    assert cb._pkcs12_key_bag_count(doubled) == 2
+    assert stores._pkcs12_key_bag_count(doubled) == 2
     with pytest.raises(SaltInvocationError, match="holds 2 key entries"):
         cb.open_keystore(doubled, "pkcs12", "pw", NODE)
 
@@ -551,7 +551,7 @@ def _double_key_bag(pfx_der):
     rebuilt = []
     for info in infos:
         info_oid, *rest = _tlvs(_content(info))
-        if info_oid == b"\x06\x09" + cb._OID_DATA:
+        if info_oid == b"\x06\x09" + stores._OID_DATA:
             octets = _tlvs(_content(rest[0]))[0]
             bags = _tlvs(_content(_content(octets)))
             safe = _seq(*bags, *bags)
