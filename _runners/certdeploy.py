@@ -100,7 +100,7 @@ def _with_report(result):
     result["retcode"] = 0 if result.get("status") == "succeeded" else 1
     if result["retcode"]:
         __context__["retcode"] = 1
-    job = certdeploy_job.load(__opts__["cachedir"], result["job_id"])
+    job = certdeploy_job.load(__opts__["cachedir"], result["job_id"], strict=False)
     result["report"] = certdeploy_report.write_report(job.data, _report_path(job.job_id))
     result["table"] = certdeploy_report.render_text(job.data)
     return result
@@ -235,7 +235,7 @@ def job(job_id):
 
         salt-run certdeploy.job 20261126T203000Z-ab12cd
     """
-    return certdeploy_job.load(__opts__["cachedir"], job_id).data
+    return certdeploy_job.load(__opts__["cachedir"], job_id, strict=False).data
 
 
 def report(job_id, load=None):
@@ -249,7 +249,7 @@ def report(job_id, load=None):
 
         salt-run certdeploy.report 20261126T203000Z-ab12cd
     """
-    data = certdeploy_job.load(__opts__["cachedir"], job_id).data
+    data = certdeploy_job.load(__opts__["cachedir"], job_id, strict=False).data
     if load:
         data = {**data, "load": load}
     return {

@@ -9,6 +9,7 @@ replaced atomically and holds no key material (only fingerprints, ids, timings, 
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import os
 import secrets
@@ -20,8 +21,33 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import files
 
-DONE_STATES = ("deployed", "skipped")
-FINAL_STATUSES = ("succeeded", "failed", "halted", "rolled_back", "refused")
+# The job file's schema. Bump it when a field changes meaning; resume refuses other versions.
+FORMAT_VERSION = 1
+
+
+class NodeState(str, enum.Enum):
+    """A node's state in a job (stored as its value, so job files stay plain JSON)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DEPLOYED = "deployed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+
+
+class JobStatus(str, enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HALTED = "halted"
+    ROLLED_BACK = "rolled_back"
+    REFUSED = "refused"
+
+
+DONE_STATES = (NodeState.DEPLOYED.value, NodeState.SKIPPED.value)
+FINAL_STATUSES = tuple(s.value for s in JobStatus if s is not JobStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,7 @@ def new_job(kind: str, cluster: str, params: dict, plan: dict, nodes: dict) -> J
     now = time.time()
     return Job(
         {
+            "format_version": FORMAT_VERSION,
             "job_id": new_job_id(now),
             "kind": kind,
             "cluster": cluster,
@@ -102,18 +129,37 @@ def save(cachedir: str, job: Job) -> str:
     return path
 
 
-def load(cachedir: str, job_id: str) -> Job:
+def load(cachedir: str, job_id: str, *, strict: bool = True) -> Job:
+    """The job record. ``strict`` (resume, rollback) refuses another format version; reading
+    it to show it is always allowed."""
     files.safe_name(job_id, "job_id", "master")
     path = os.path.join(job_dir(cachedir), f"{job_id}.json")
     try:
         with open(path) as fh:
-            return Job(json.load(fh))
+            data = json.load(fh)
     except FileNotFoundError:
         known = [j["job_id"] for j in list_jobs(cachedir)[:10]]
         raise SaltInvocationError(
             f"master: job_id {job_id!r} not found in {job_dir(cachedir)}. "
             f"Fix: use one of {known} (salt-run certdeploy.jobs)"
         ) from None
+    except ValueError as exc:
+        raise CommandExecutionError(f"master: job file {path} is not JSON: {exc}") from None
+    if strict:
+        check_format(data, path)
+    return Job(data)
+
+
+def check_format(data: dict, path: str) -> None:
+    """Refuse a job file written by another version of certdeploy: resuming it would read
+    fields whose meaning changed. Files from before versioning count as version 1."""
+    version = data.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        raise CommandExecutionError(
+            f"master: job file {path} has format_version {version!r}; this certdeploy reads "
+            f"format {FORMAT_VERSION}. Fix: resume or roll it back with the certdeploy version "
+            "that wrote it, or start a new rollout"
+        )
 
 
 def list_jobs(cachedir: str) -> list[dict]:
