@@ -143,12 +143,6 @@ def rollout(
     ``not_before`` (ISO time or epoch) queues the rollout instead; the master's scheduler
     starts it then (and inside the cluster's maintenance window, unless ``force``).
     """
-    if not_before:
-        master = _master()
-        minions = sorted(master.expected(tgt, tgt_type))
-        described = master.call(minions[:1], "certdeploy.describe", {"target": target}, 60)
-        cluster = next(iter(described.values()), {}).get("cluster", "default")
-        return enqueue(cluster=cluster, minions=minions, not_before=not_before, force=force)
     opts = certdeploy_rollout.Options(
         target=target,
         method=method,
@@ -161,6 +155,12 @@ def rollout(
         settle=float(settle),
         health_keyspace=health_keyspace,
     )
+    if not_before:
+        master = _master()
+        minions = sorted(master.expected(tgt, tgt_type))
+        described = master.call(minions[:1], "certdeploy.describe", {"target": target}, 60)
+        cluster = next(iter(described.values()), {}).get("cluster", "default")
+        return _enqueue(cluster, minions, not_before, force, opts.as_dict())
     result = certdeploy_rollout.rollout(
         _master(), tgt, tgt_type, opts=opts, test=bool(test), force=bool(force)
     )
@@ -299,7 +299,7 @@ def store_put(cluster, minion, cert_file, key_file, trust_file, chain_file=None,
     return certdeploy_store.put(_settings()["store_root"], cluster, minion, bundle, source=source)
 
 
-def enqueue(cluster=None, minions=None, version=None, not_before=None, force=False):
+def enqueue(cluster=None, minions=None, not_before=None, force=False):
     """
     Queue a renewal (what the ``certdeploy/cert/renewed`` reactor calls). Renewals of one
     cluster within ``coalesce_seconds`` become one rollout; a renewal for a cluster whose
@@ -324,13 +324,17 @@ def enqueue(cluster=None, minions=None, version=None, not_before=None, force=Fal
                 f"master: minions {minions} belong to clusters {sorted(found)}; pass cluster="
             )
         cluster = found.pop()
+    return _enqueue(cluster, minions, not_before, force)
+
+
+def _enqueue(cluster, minions, not_before, force, options=None):
     entry = certdeploy_queue.enqueue(
         __opts__["cachedir"],
         cluster,
         list(minions),
-        version=version,
         not_before=certdeploy_queue.parse_not_before(not_before),
         force=bool(force),
+        options=options,
     )
     if force:
         log.warning("certdeploy: maintenance window overridden (force) for %s", cluster)
@@ -376,8 +380,9 @@ def process_queue():
             {"minions": taken["minions"], "events": taken["events"], "why": why},
         )
         try:
+            opts = certdeploy_rollout.Options.from_dict(taken.get("options") or {})
             result = certdeploy_rollout.rollout(
-                master, taken["minions"], "list", opts=certdeploy_rollout.Options(), force=False
+                master, taken["minions"], "list", opts=opts, force=False
             )
             started.append(_with_report(result))
         except (CommandExecutionError, SaltInvocationError) as exc:

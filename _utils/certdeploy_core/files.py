@@ -225,8 +225,3 @@ def atomic_write(
             ) from exc
         raise
     return True
-
-
-def tree_digest(paths) -> dict:
-    """``{path: sha256 or None}`` for each path: a cheap proof that no byte changed."""
-    return {os.fspath(path): sha256_file(path) for path in paths}

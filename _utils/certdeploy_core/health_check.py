@@ -33,12 +33,6 @@ _MAX_LISTED = 10
 # ----------------------------------------------------------------------------- served vs. disk
 
 
-def expected_fingerprint(target) -> str | None:
-    """Fingerprint of the leaf in the installed keystore: what the node should serve.
-    ``None`` when the keystore is missing or unreadable."""
-    return _fingerprint_of(material.on_disk(target))
-
-
 def _fingerprint_of(disk: dict) -> str | None:
     keystore = disk.get("keystore") or {}
     return keystore.get("fingerprint")

@@ -124,9 +124,12 @@ def pending(cachedir: str) -> list[dict]:
 
 
 def enqueue(
-    cachedir, cluster, minions, *, version=None, not_before=None, force=False, now=None
+    cachedir, cluster, minions, *, not_before=None, force=False, options=None, now=None
 ) -> dict:
-    """Add a renewal; merges with the cluster's pending entry (that is the coalescing)."""
+    """Add a renewal; merges with the cluster's pending entry (that is the coalescing).
+    ``options``: the rollout's options (method, canary, on_failure ...) the rollout will run
+    with; the latest caller that gives some wins. What gets deployed is the store's newest
+    version (or the ext_pillar's ``pin``), read when the rollout starts."""
     now = now or time.time()
     with _locked(cachedir):
         path = _path(cachedir, cluster)
@@ -135,16 +138,15 @@ def enqueue(
             "minions": [],
             "first": now,
             "events": 0,
-            "versions": {},
             "not_before": None,
             "force": False,
         }
         entry["minions"] = sorted(set(entry["minions"]) | set(minions))
         entry["events"] += 1
         entry["last"] = now
-        if version:
-            for minion in minions:
-                entry["versions"][minion] = version
+        entry.pop("versions", None)  # written by older versions; nothing read it
+        if options:
+            entry["options"] = dict(options)
         if not_before:
             entry["not_before"] = max(float(not_before), entry.get("not_before") or 0)
         entry["force"] = bool(entry.get("force") or force)

@@ -55,6 +55,11 @@ class Options:
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Options:
+        """Options from a job's params or a queue entry (unknown keys ignored)."""
+        return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
+
 
 def _ok(ret) -> bool:
     return isinstance(ret, dict)
@@ -210,10 +215,22 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
     )
     if test:
         diffs = master.call(minions, "certdeploy.plan", {"target": opts.target}, 60)
+        keyspaces, ring_rows = pre.get("keyspaces", []), pre.get("ring", [])
+        members = [
+            {"id": r["address"], "address": r["address"], "dc": r["dc"], "rack": r["rack"]}
+            for r in ring_rows
+        ]
+        allowed, why = planner.rack_parallel_allowed(keyspaces, members)
         return {
             "test": True,
             "changed": False,
             "plan": the_plan,
+            # What the topology allows, whatever was asked: to choose max_unavailable and
+            # parallel_racks knowingly.
+            "limits": {
+                "max_unavailable_per_dc": planner.max_safe_unavailable(keyspaces, members),
+                "rack_parallel": {"allowed": allowed, "why": why},
+            },
             "preflight": {k: v for k, v in pre.items() if k != "described"},
             "diff": diffs,
         }
@@ -249,9 +266,7 @@ def resume(master: Master, job_id: str, force=False) -> dict:
     job = jobs.load(master.cachedir, job_id)
     if job.get("status") == "succeeded":
         return finish(master, job)
-    opts = Options(
-        **{k: v for k, v in job.get("params", {}).items() if k in Options.__dataclass_fields__}
-    )
+    opts = Options.from_dict(job.get("params", {}))
     lock = jobs.acquire(master.cachedir, job.get("cluster"), job_id, force=force)
     if lock["took_over"]:
         master.progress(f"took over a {lock['took_over']} lock from {lock['previous']}")
@@ -430,9 +445,7 @@ def _on_failure(master, job, failed, opts):
 def rollback_job(master: Master, job_id: str) -> dict:
     """Put every node a job changed back on its previous certificate, verified."""
     job = jobs.load(master.cachedir, job_id)
-    opts = Options(
-        **{k: v for k, v in job.get("params", {}).items() if k in Options.__dataclass_fields__}
-    )
+    opts = Options.from_dict(job.get("params", {}))
     lock = jobs.acquire(master.cachedir, job.get("cluster"), job_id)
     try:
         for node_id in reversed(job.get("plan")["order"]):

@@ -268,6 +268,7 @@ def test_9_dry_run_changes_nothing(cluster):
     assert ret.returncode == 0, ret.stderr[-2000:]
     assert result["test"] is True and result["plan"]["batches"] == [["cass1"], ["cass2"], ["cass3"]]
     assert result["preflight"]["problems"] == []
+    assert result["limits"]["max_unavailable_per_dc"] == {"dc1": 1}  # RF 3: QUORUM tolerates 1
     assert result["diff"]["cass2"]["method"] == "reload"
     assert result["diff"]["cass2"]["old_fingerprint"] == before[2][0]
     assert cluster.tree() == tree and cluster.jobs() == jobs and cluster.served() == before

@@ -11,10 +11,10 @@ T0 = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.timezone.utc).timestamp()  # a T
 
 def test_renewals_of_one_cluster_coalesce(tmp_path):
     queue.enqueue(str(tmp_path), "prod", ["a"], now=T0)
-    queue.enqueue(str(tmp_path), "prod", ["b", "a"], version="v0002", now=T0 + 2)
+    queue.enqueue(str(tmp_path), "prod", ["b", "a"], options={"method": "restart"}, now=T0 + 2)
     (entry,) = queue.pending(str(tmp_path))
     assert entry["minions"] == ["a", "b"] and entry["events"] == 2
-    assert entry["first"] == T0 and entry["versions"] == {"b": "v0002", "a": "v0002"}
+    assert entry["first"] == T0 and entry["options"] == {"method": "restart"}
 
 
 def test_take_is_exactly_once(tmp_path):
