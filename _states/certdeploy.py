@@ -18,6 +18,7 @@ from __future__ import annotations
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "certdeploy"
+STEPS = ("validate", "backup", "install", "configure", "activate", "verify")
 
 
 def __virtual__():
@@ -90,13 +91,20 @@ def deployed(name, target="cassandra", method="auto", skip_cross_trust=False, pe
         diff["verification"] = _evidence(result["verification"])
         ret.update(changes=diff, comment=f"{target} deployed and verified: {new}")
         return ret
+    rollback = result.get("rollback") or {}
     ret["result"] = False
     ret["changes"] = {
         "outcome": outcome,
         "failed_step": result.get("failed_step"),
-        "done": ["backup", "install", "configure", "activate"],
-        "undone": "restored backup " + result["backup"]["backup_id"],
-        "rollback_verified": (result.get("rollback") or {}).get("verified", False),
+        # The steps that completed, as deploy timed them (failed_step says where it stopped).
+        "done": [s for s in STEPS if s in (result.get("timings") or {})],
+        "undone": (
+            f"restored backup {result['backup']['backup_id']}: "
+            + ", ".join(rollback.get("restored") or [])
+            if rollback.get("restored")
+            else f"nothing restored: {rollback.get('error') or 'the rollback did not run'}"
+        ),
+        "rollback_verified": bool(rollback.get("verified")),
     }
     ret["comment"] = f"{target} {outcome.replace('_', ' ')}: {result.get('error')}"
     return ret

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import salt.config
+import salt.loader
 from salt.exceptions import SaltInvocationError
 from saltfactories.utils.functional import Loaders
 
@@ -133,18 +134,51 @@ def test_bad_input_refused_before_any_change(name, make_loaders, offline_rig):
     assert tree(offline_rig) == before
 
 
-def test_state_dry_run_shows_diff_and_changes_nothing(make_loaders, offline_rig):
+@pytest.fixture(params=(True, False), ids=("test", "real"))
+def testmode(request):
+    return request.param
+
+
+def test_state_previews_honestly_and_reports_what_ran(make_loaders, offline_rig, testmode):
+    """``test=True``: the real diff, nothing changed. ``test=False`` with no JVM behind the
+    node: deploy runs, activation fails, the rollback restores every file, and the state says
+    which steps ran and what was restored (the restored node cannot be proven serving here)."""
     bundle = good_bundle(offline_rig)
-    loaders = make_loaders(extra={"bundle": bundle}, test=True)
+    loaders = make_loaders(extra={"bundle": bundle}, test=testmode)
+    keystore = offline_rig.keystore_path(offline_rig.node(2))
     before = tree(offline_rig)
     ret = loaders.states.certdeploy.deployed("tls", skip_cross_trust=True)
-    # No JVM here: status reports the ports as not serving, and the diff is still honest.
-    assert ret.result is None, ret.comment
+    new = pki.x509.load_pem_x509_certificate(bundle["cert"].encode())
+    new_fp = new.fingerprint(pki.hashes.SHA256()).hex()
+    assert (ret.result is None) is testmode, ret.comment
+    if testmode:
+        assert ret.changes["fingerprint"]["new"] == new_fp
+        assert ret.changes["method"] == "reload"
+        assert tree(offline_rig) == before
+        return
+    assert ret.result is False
+    assert ret.changes["failed_step"] == "activate"
+    assert ret.changes["done"] == ["validate", "backup", "install", "configure"]
     assert (
-        ret.changes["fingerprint"]["new"]
-        == pki.x509.load_pem_x509_certificate(bundle["cert"].encode())
-        .fingerprint(pki.hashes.SHA256())
-        .hex()
+        ret.changes["undone"].startswith("restored backup ")
+        and str(keystore) in ret.changes["undone"]
     )
-    assert ret.changes["method"] == "reload"
-    assert tree(offline_rig) == before
+    assert ret.changes["rollback_verified"] is False
+    after = tree(offline_rig)
+    assert after[str(keystore)] == before[str(keystore)]  # the old keystore is back
+
+
+def test_every_runner_function_has_a_cli_example(tmp_path):
+    """The master side too: every public runner function, loaded by Salt's runner loader."""
+    opts = salt.config.master_config(None)
+    opts.update(
+        cachedir=str(tmp_path / "master-cache"),
+        runner_dirs=[str(REPO / "_runners")],
+        utils_dirs=[str(REPO / "_utils")],
+    )
+    runners = salt.loader.runner(opts, utils=salt.loader.utils(opts))
+    funcs = [name for name in runners if name.startswith("certdeploy.")]
+    assert len(funcs) >= 12, funcs
+    for name in funcs:
+        doc = runners[name].__doc__ or ""
+        assert "CLI Example:" in doc and "salt-run " in doc, name
