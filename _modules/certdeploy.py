@@ -11,6 +11,7 @@ Private-key bytes never appear in a return, an event or the log.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from salt.exceptions import CommandExecutionError
@@ -48,6 +49,25 @@ def __virtual__():
 
 
 # ----------------------------------------------------------------------------- plumbing
+
+
+def _face(func):
+    """The one error boundary of every public function: certdeploy's errors are already
+    Salt's (``certdeploy_core.errors``); a stray ``OSError`` becomes a clean
+    ``CommandExecutionError`` naming the minion and the file, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise CommandExecutionError(
+                f"{__opts__['id']}: {func.__name__}: {exc.strerror or exc}{where}. "
+                "Fix: check that path's existence, owner and mode on this minion"
+            ) from exc
+
+    return wrapper
 
 
 def _target(target="cassandra"):
@@ -109,6 +129,7 @@ def _event_data(result):
 # ----------------------------------------------------------------------------- public
 
 
+@_face
 def validate(target="cassandra", peers=None, skip_cross_trust=False):
     """
     Check the new bundle completely and change nothing. Returns structured findings: chain to
@@ -132,6 +153,7 @@ def validate(target="cassandra", peers=None, skip_cross_trust=False):
     return result
 
 
+@_face
 def peer_info(target="cassandra"):
     """
     Public facts other nodes need for cross-trust checks: this node's installed leaf + chain
@@ -155,6 +177,7 @@ def peer_info(target="cassandra"):
         raise CommandExecutionError(f"{tgt.node}: cannot read installed stores: {exc}") from exc
 
 
+@_face
 def backup(target="cassandra"):
     """
     Snapshot every managed file (keystore, truststore, cassandra.yaml) into a private,
@@ -169,6 +192,7 @@ def backup(target="cassandra"):
     return certdeploy_node.backup(_target(target), note={"reason": "manual"})
 
 
+@_face
 def install(target="cassandra", test=False):
     """
     Write the new keystore and truststore in place (same paths and passwords), atomically, with
@@ -184,6 +208,7 @@ def install(target="cassandra", test=False):
     return certdeploy_node.install(tgt, _bundle(tgt), test=test)
 
 
+@_face
 def configure(target="cassandra", test=False):
     """
     Make the encryption keys of cassandra.yaml match pillar, preserving everything else.
@@ -198,6 +223,7 @@ def configure(target="cassandra", test=False):
     return certdeploy_node.configure(_target(target), test=test)
 
 
+@_face
 def activate(target="cassandra", method="auto", restart_required=False):
     """
     Activate installed material: ``reload`` (nodetool reloadssl), ``restart`` (drain, stop,
@@ -211,14 +237,10 @@ def activate(target="cassandra", method="auto", restart_required=False):
         salt cass2 certdeploy.activate method=reload
     """
     tgt = _target(target)
-    try:
-        return certdeploy_node.activate(
-            tgt, _host(), method=method, restart_required=restart_required
-        )
-    except certdeploy_node.StepFailed as exc:
-        raise CommandExecutionError(str(exc)) from exc
+    return certdeploy_node.activate(tgt, _host(), method=method, restart_required=restart_required)
 
 
+@_face
 def verify(target="cassandra", expected=None, timeout=None):
     """
     Prove the node serves ``expected`` (default: the installed keystore's fingerprint) on the
@@ -239,6 +261,7 @@ def verify(target="cassandra", expected=None, timeout=None):
     return result
 
 
+@_face
 def rollback(target="cassandra", backup_id=None, method="auto", timeout=None):
     """
     Restore a backup (default: the latest) atomically, reactivate, and verify that the old
@@ -251,16 +274,14 @@ def rollback(target="cassandra", backup_id=None, method="auto", timeout=None):
         salt cass2 certdeploy.rollback backup_id=20261126T201500123456Z
     """
     tgt = _target(target)
-    try:
-        result = certdeploy_node.rollback(tgt, _host(), backup_id, method=method, timeout=timeout)
-    except certdeploy_node.StepFailed as exc:
-        raise CommandExecutionError(str(exc)) from exc
+    result = certdeploy_node.rollback(tgt, _host(), backup_id, method=method, timeout=timeout)
     outcome = "rolled_back" if result["verified"] else "failed"
     _fire(tgt, outcome, {"outcome": outcome, "backup_id": result["backup_id"]})
     _failed(result["verified"])
     return result
 
 
+@_face
 def deploy(
     target="cassandra",
     method="auto",
@@ -301,6 +322,7 @@ def deploy(
     return result
 
 
+@_face
 def trust_update(
     add=None,
     remove=None,
@@ -346,6 +368,7 @@ def trust_update(
     return result
 
 
+@_face
 def plan(target="cassandra"):
     """
     What ``deploy`` would change, without changing anything: old and new fingerprint, files,
@@ -361,6 +384,7 @@ def plan(target="cassandra"):
     return certdeploy_node.plan(tgt, _bundle(tgt))
 
 
+@_face
 def status(target="cassandra"):
     """
     Fingerprints served (client and internode ports) and on disk, expiry, backups and the last
@@ -375,6 +399,7 @@ def status(target="cassandra"):
     return certdeploy_node.status(_target(target), _host())
 
 
+@_face
 def health(target="cassandra", warn_days=30, timeout=3):
     """
     Is the node serving what certdeploy last deployed (or, before any deployment, what is on
@@ -406,6 +431,7 @@ def health(target="cassandra", warn_days=30, timeout=3):
     }
 
 
+@_face
 def targets():
     """
     The certdeploy targets this minion's pillar defines.
@@ -419,6 +445,7 @@ def targets():
     return certdeploy_target.target_names(__pillar__)
 
 
+@_face
 def describe(target="cassandra"):
     """
     The target's public description from pillar: node, addresses, ports, dc, rack, store
@@ -439,6 +466,7 @@ def describe(target="cassandra"):
     }
 
 
+@_face
 def bundle_public(target="cassandra"):
     """
     The public half of the pending bundle: new leaf + chain and the new trust CAs (PEM), for
@@ -461,6 +489,7 @@ def bundle_public(target="cassandra"):
     }
 
 
+@_face
 def ring(target="cassandra"):
     """
     ``nodetool status`` of this node, parsed: one row per ring member with dc, rack and the
@@ -473,12 +502,10 @@ def ring(target="cassandra"):
         salt cass1 certdeploy.ring
     """
     tgt = _target(target)
-    try:
-        return certdeploy_node.ring_rows(tgt, _host())
-    except certdeploy_node.StepFailed as exc:
-        raise CommandExecutionError(str(exc)) from exc
+    return certdeploy_node.ring_rows(tgt, _host())
 
 
+@_face
 def keyspaces(target="cassandra"):
     """
     Replication settings of every keyspace (CQL over TLS from this node), for the planner.
@@ -496,6 +523,7 @@ def keyspaces(target="cassandra"):
         raise CommandExecutionError(f"{tgt.node}: cannot read keyspaces over CQL: {exc}") from exc
 
 
+@_face
 def health_gate(
     expect, target="cassandra", keyspace="certdeploy_health", replication=None, timeout=60, settle=0
 ):
@@ -524,6 +552,7 @@ def health_gate(
     return result
 
 
+@_face
 def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_days=30):
     """
     Check this node live, changing nothing: served fingerprint equals the expected one on both

@@ -20,7 +20,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from . import backup as backups
 from . import bundle as cb
 from . import cassandra_yaml as cyaml
-from . import checks, files, material, probe, ring
+from . import checks, errors, files, material, probe, ring
 from . import verify as verifier
 
 METHODS = ("auto", "reload", "restart")
@@ -37,8 +37,7 @@ class Host:
     progress: Callable = lambda message: None
 
 
-class StepFailed(Exception):
-    """A step after the backup failed; ``deploy`` rolls back."""
+StepFailed = errors.StepFailed  # a step after the backup failed; ``deploy`` rolls back
 
 
 def _since(started: float) -> float:
@@ -193,7 +192,7 @@ def wait_serving(target, host: Host, timeout: float) -> None:
         except (probe.ProbeError, CommandExecutionError) as exc:
             last = str(exc)
         time.sleep(1)
-    raise StepFailed(f"{target.node}: not serving after {timeout:.0f}s: {last}")
+    raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
 
 
 def ring_rows(target, host: Host) -> list[dict]:

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from salt.exceptions import SaltInvocationError
 
+from . import errors
+
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_CHAIN_DEPTH = 8
 STORE_TYPES = ("pkcs12", "pem")
@@ -46,9 +48,7 @@ _OID_KEY_BAGS = (
 )
 
 
-def bad_input(node: str, field: str, problem: str, fix: str) -> SaltInvocationError:
-    """The one error shape of this module: ``<node>: <field>: <problem>. Fix: <fix>``."""
-    return SaltInvocationError(f"{node}: {field}: {problem}. Fix: {fix}")
+bad_input = errors.bad_input  # the one refusal shape: <node>: <field>: <problem>. Fix: <fix>
 
 
 # ----------------------------------------------------------------------------- small helpers
