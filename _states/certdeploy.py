@@ -17,13 +17,23 @@ from __future__ import annotations
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # importable while Salt loads this module (utils dirs), or as an installed package
+    from certdeploy_core import result as certdeploy_result
+
+    IMPORT_ERROR = ""
+except ImportError as exc:  # pragma: no cover - depends on the minion's sync state
+    certdeploy_result, IMPORT_ERROR = None, str(exc)
+
 __virtualname__ = "certdeploy"
-STEPS = ("validate", "backup", "install", "configure", "activate", "verify")
 
 
 def __virtual__():
-    if "certdeploy.deploy" not in __salt__:
-        return (False, "certdeploy execution module not loaded: run saltutil.sync_all")
+    if certdeploy_result is None or "certdeploy.deploy" not in __salt__:
+        return (
+            False,
+            f"certdeploy execution module or utils not loaded ({IMPORT_ERROR or 'module'}): "
+            "run saltutil.sync_all",
+        )
     return __virtualname__
 
 
@@ -84,36 +94,25 @@ def deployed(name, target="cassandra", method="auto", skip_cross_trust=False, pe
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret.update(result=False, comment=str(exc))
         return ret
-    outcome = result["outcome"]
-    if outcome == "deployed":
-        diff["method"] = result["activation"]["method"]
-        diff["backup_id"] = result["backup"]["backup_id"]
-        diff["verification"] = _evidence(result["verification"])
+    res = certdeploy_result.DeployResult.from_dict(result)
+    if res.deployed:
+        diff["method"] = res.method
+        diff["backup_id"] = res.backup_id
+        diff["verification"] = res.evidence.to_dict() if res.evidence else None
         ret.update(changes=diff, comment=f"{target} deployed and verified: {new}")
         return ret
-    rollback = result.get("rollback") or {}
     ret["result"] = False
     ret["changes"] = {
-        "outcome": outcome,
-        "failed_step": result.get("failed_step"),
+        "outcome": res.outcome,
+        "failed_step": res.failed_step,
         # The steps that completed, as deploy timed them (failed_step says where it stopped).
-        "done": [s for s in STEPS if s in (result.get("timings") or {})],
+        "done": [s for s in res.timings.completed() if s != "rollback"],
         "undone": (
-            f"restored backup {result['backup']['backup_id']}: "
-            + ", ".join(rollback.get("restored") or [])
-            if rollback.get("restored")
-            else f"nothing restored: {rollback.get('error') or 'the rollback did not run'}"
+            f"restored backup {res.backup_id}: " + ", ".join(res.restored)
+            if res.restored
+            else f"nothing restored: {res.rollback_error or 'the rollback did not run'}"
         ),
-        "rollback_verified": bool(rollback.get("verified")),
+        "rollback_verified": bool(res.rollback_verified),
     }
-    ret["comment"] = f"{target} {outcome.replace('_', ' ')}: {result.get('error')}"
+    ret["comment"] = f"{target} {res.outcome.replace('_', ' ')}: {res.error}"
     return ret
-
-
-def _evidence(evidence):
-    return {
-        "client": evidence["client"]["served"],
-        "internode": evidence["internode"]["served"],
-        "cql": evidence["cql"]["ok"],
-        "ring": evidence["ring"].get("nodes"),
-    }

@@ -17,6 +17,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import job as jobs
 from . import plan as planner
+from .result import BadAnswer, DeployResult
 
 ON_FAILURE = ("rollback_node", "rollback_all", "halt")
 
@@ -329,31 +330,32 @@ def _run_batch(master, job, batch, opts):
     ended = time.time()
     failed, restarted = [], False
     for node_id in batch:
-        ret = results.get(node_id)
-        if not _ok(ret):
-            job = job.with_node(node_id, state="failed", error=_err(ret))
+        try:
+            res = DeployResult.from_dict(results.get(node_id))
+        except BadAnswer:
+            job = job.with_node(node_id, state="failed", error=_err(results.get(node_id)))
             failed.append(node_id)
             continue
-        job = job.with_step(node_id, "deploy", started, ended, timings=ret.get("timings"))
-        method = (ret.get("activation") or {}).get("method")
-        restarted |= method == "restart"
+        timings = res.timings.to_dict()
+        job = job.with_step(node_id, "deploy", started, ended, timings=timings)
+        restarted |= res.method == "restart"
         job = job.with_node(
             node_id,
-            old_fingerprint=ret.get("old_fingerprint"),
-            backup_id=(ret.get("backup") or {}).get("backup_id"),
-            method=method,
-            timings=ret.get("timings"),
-            evidence=_evidence(ret.get("verification")),
-            outcome=ret["outcome"],
+            old_fingerprint=res.old_fingerprint,
+            backup_id=res.backup_id,
+            method=res.method,
+            timings=timings,
+            evidence=res.evidence.to_dict() if res.evidence else None,
+            outcome=res.outcome,
         )
-        if ret["outcome"] != "deployed":
-            job = job.with_node(node_id, state=ret["outcome"], error=ret.get("error"))
+        if not res.deployed:
+            job = job.with_node(node_id, state=res.outcome, error=res.error)
             failed.append(node_id)
-        _event(master, job, node_id, ret["outcome"])
+        _event(master, job, node_id, res.outcome)
         steps = ", ".join(
-            f"{step} {seconds}s" for step, seconds in ret["timings"].items() if step != "total"
+            f"{step} {seconds}s" for step, seconds in timings.items() if step != "total"
         )
-        master.progress(f"{node_id}: {ret['outcome']} in {ret['timings'].get('total')}s ({steps})")
+        master.progress(f"{node_id}: {res.outcome} in {res.timings.total}s ({steps})")
     if failed:
         return job, failed
     gate_started = time.time()
@@ -484,17 +486,6 @@ def summary(job: jobs.Job) -> dict:
             }
             for n, v in data["nodes"].items()
         },
-    }
-
-
-def _evidence(verification) -> dict | None:
-    if not isinstance(verification, dict):
-        return None
-    return {
-        "client": verification.get("client", {}).get("served"),
-        "internode": verification.get("internode", {}).get("served"),
-        "cql": verification.get("cql", {}).get("ok"),
-        "ring": verification.get("ring", {}).get("nodes"),
     }
 
 
