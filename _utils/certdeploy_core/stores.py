@@ -4,8 +4,6 @@ none is refused with a reason)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -26,10 +24,6 @@ from .pem import (
     cert_pem,
     load_certs,
 )
-
-if TYPE_CHECKING:
-    from .bundle import Bundle
-
 
 # ----------------------------------------------------------------------------- stores
 
@@ -64,7 +58,7 @@ def _store_password(password, node: str, field: str) -> bytes:
 
 
 def build_keystore(
-    bundle: Bundle,
+    bundle,  # a bundle.Bundle (leaf, key, chain); not imported: bundle imports this module
     store_type: str,
     password: str | None,
     alias: str = "cassandra",
