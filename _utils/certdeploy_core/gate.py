@@ -12,6 +12,7 @@ import time
 
 from . import material, probe, ring
 from . import node as node_steps
+from .poll import poll
 
 DEFAULT_KEYSPACE = "certdeploy_health"
 
@@ -95,11 +96,10 @@ def gate(
     addresses to the fingerprint each must serve (client and internode ports)."""
     replication = replication or {"class": "SimpleStrategy", "replication_factor": 3}
     started = time.monotonic()
-    deadline = started + timeout
-    result = {"from": target.node}
     ctx = material.probe_context(target)
-    while True:
-        result["served"] = _served(expect, target, ctx)
+
+    def attempt() -> dict:
+        result = {"from": target.node, "served": _served(expect, target, ctx)}
         try:
             rows = node_steps.ring_rows(target, host)
             result["ring"] = {r["address"]: r["code"] for r in rows}
@@ -114,9 +114,9 @@ def gate(
             v["client"] == v["expected"] == v["internode"] for v in result["served"].values()
         )
         result["ok"] = ring_ok and result["cql"]["ok"] and served_ok
-        if result["ok"] or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
+        return result
+
+    result = poll(attempt, timeout=timeout, done=lambda r: r["ok"], errors=()).value
     if result["ok"] and settle:
         # Give clients' drivers time to see a restarted node up again before the next one
         # goes down; otherwise they briefly have only RF-2 replicas to talk to.

@@ -22,6 +22,7 @@ from . import bundle as cb
 from . import cassandra_yaml as cyaml
 from . import checks, errors, files, material, probe, ring
 from . import verify as verifier
+from .poll import poll
 
 METHODS = ("auto", "reload", "restart")
 
@@ -179,20 +180,21 @@ def activate(target, host: Host, *, method="auto", restart_required=False) -> di
 
 def wait_serving(target, host: Host, timeout: float) -> None:
     """Until the client port completes a TLS handshake and the ring is all UN."""
-    deadline = time.monotonic() + timeout
     ctx = material.probe_context(target)
-    last = "no attempt"
-    while time.monotonic() < deadline:
-        try:
-            probe.served_certificate(target.rpc_address, target.client_port, ctx, timeout=3)
-            rows = ring_rows(target, host)
-            if ring.ring_healthy(rows):
-                return
-            last = f"ring not all UN: {ring.not_up_normal(rows)}"
-        except (probe.ProbeError, CommandExecutionError) as exc:
-            last = str(exc)
-        time.sleep(1)
-    raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
+
+    def check():
+        probe.served_certificate(target.rpc_address, target.client_port, ctx, timeout=3)
+        return ring_rows(target, host)
+
+    polled = poll(
+        check,
+        timeout=timeout,
+        done=ring.ring_healthy,
+        errors=(probe.ProbeError, CommandExecutionError),
+    )
+    if not polled.ok:
+        last = polled.error or f"ring not all UN: {ring.not_up_normal(polled.value or [])}"
+        raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
 
 
 def ring_rows(target, host: Host) -> list[dict]:

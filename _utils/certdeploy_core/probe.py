@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import socket
 import ssl
-import time
+
+from .poll import poll
 
 
 class ProbeError(Exception):
@@ -135,24 +136,20 @@ def wait_for_fingerprint(host, port, context, expected: str, timeout=30.0, inter
     Returns evidence: ``{"served": fp|None, "matched": bool, "attempts": n, "seconds": s,
     "error": str|None}``.
     """
-    started = time.monotonic()
-    attempts, served, error = 0, None, None
-    while True:
-        attempts += 1
-        try:
-            served, error = served_fingerprint(host, port, context), None
-        except ProbeError as exc:
-            served, error = None, str(exc)
-        elapsed = time.monotonic() - started
-        if served == expected or elapsed >= timeout:
-            return {
-                "served": served,
-                "matched": served == expected,
-                "attempts": attempts,
-                "seconds": round(elapsed, 3),
-                "error": error,
-            }
-        time.sleep(interval)
+    polled = poll(
+        lambda: served_fingerprint(host, port, context),
+        timeout=timeout,
+        interval=interval,
+        done=lambda served: served == expected,
+        errors=(ProbeError,),
+    )
+    return {
+        "served": polled.value,
+        "matched": polled.ok,
+        "attempts": polled.attempts,
+        "seconds": polled.seconds,
+        "error": polled.error,
+    }
 
 
 def cql_query(hosts, ssl_context: ssl.SSLContext, query: str, timeout=15.0):
