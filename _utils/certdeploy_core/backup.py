@@ -17,6 +17,7 @@ import shutil
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import files as files_util
+from . import timeutil
 
 BACKUP_ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
 MANIFEST = "manifest.json"
@@ -30,11 +31,7 @@ def _sort_key(backup_id: str) -> tuple:
     return (match["stamp"], int(match["seq"] or 1))
 
 
-def _utc(now) -> datetime.datetime:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    if now.tzinfo is None:  # a naive time is taken to be UTC already
-        return now.replace(tzinfo=datetime.timezone.utc)
-    return now.astimezone(datetime.timezone.utc)
+_utc = timeutil.utc
 
 
 def _private_dir(path: str) -> None:

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import verification as xv
 
+from . import timeutil
+
 MAX_CHAIN_DEPTH = 8
 WEAK_HASHES = ("sha1", "md5")
 
@@ -59,8 +61,7 @@ def describe(cert: x509.Certificate) -> str:
     return f"'{cert.subject.rfc4514_string()}'"
 
 
-def iso_utc(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+iso_utc = timeutil.iso_utc
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

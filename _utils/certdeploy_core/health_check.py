@@ -8,14 +8,13 @@ returns or logs key material: only fingerprints, dates, modes and owners.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import ssl
 import stat
 import warnings
 
-from . import files, material, probe
+from . import files, material, probe, timeutil
 
 # Result key -> ssl.TLSVersion member name, oldest first.
 TLS_VERSIONS = {
@@ -65,13 +64,9 @@ def served(target, ctx=None, timeout=3.0) -> dict:
 def days_left(not_after_iso: str, now=None) -> float:
     """Days (fractional, negative once expired) from ``now`` (default: current UTC time)
     until ``not_after_iso``. Naive datetimes are taken as UTC."""
-    not_after = _utc(dt.datetime.fromisoformat(not_after_iso))
-    now = _utc(now or dt.datetime.now(dt.timezone.utc))
+    not_after = timeutil.parse_iso(not_after_iso)
+    now = timeutil.utc(now)
     return (not_after - now).total_seconds() / 86400.0
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when
 
 
 def node_health(target, *, warn_days=30, ctx=None, now=None, timeout=3.0, expected=None) -> dict:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from . import files
+from . import files, timeutil
 
 # The job file's schema. Bump it when a field changes meaning; resume refuses other versions.
 FORMAT_VERSION = 1
@@ -89,8 +89,7 @@ class Job:
 
 
 def new_job_id(now: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now or time.time()))
-    return f"{stamp}-{secrets.token_hex(3)}"
+    return f"{timeutil.stamp(now)}-{secrets.token_hex(3)}"
 
 
 def new_job(kind: str, cluster: str, params: dict, plan: dict, nodes: dict) -> Job:

@@ -20,7 +20,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from . import backup as backups
 from . import bundle as cb
 from . import cassandra_yaml as cyaml
-from . import checks, errors, files, material, probe, ring
+from . import checks, errors, files, material, probe, ring, timeutil
 from . import verify as verifier
 from .poll import poll
 
@@ -418,7 +418,7 @@ def record_path(target, host: Host) -> str:
 def record(target, host: Host, result: dict) -> None:
     """Keep the last deployment's public facts on the minion (no key material)."""
     summary = {
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "at": timeutil.epoch_iso(time.time()),
         "epoch": time.time(),
         **{
             k: result.get(k)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 from typing import NamedTuple
 
 from cryptography import x509
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from salt.exceptions import SaltInvocationError
 
-from . import errors
+from . import errors, timeutil
 
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_CHAIN_DEPTH = 8
@@ -97,16 +96,8 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def iso_utc(when: dt.datetime) -> str:
-    """``2026-11-26T20:15:51Z``: the one timestamp format of returns and manifests."""
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_utc(now: dt.datetime | None) -> dt.datetime:
-    # A naive ``now`` is taken as UTC, like the certificate times themselves.
-    if now is None:
-        return dt.datetime.now(dt.timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+iso_utc = timeutil.iso_utc
+as_utc = timeutil.utc
 
 
 def extension(cert: x509.Certificate, ext_class):

@@ -23,13 +23,12 @@ import time
 
 from salt.exceptions import SaltInvocationError
 
-from . import files
+from . import files, timeutil
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def _parse_iso(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+_parse_iso = timeutil.parse_iso
 
 
 def parse_not_before(value) -> float | None:
@@ -44,13 +43,12 @@ def parse_not_before(value) -> float | None:
     except (TypeError, ValueError):
         pass
     try:
-        stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return timeutil.parse_iso(value).timestamp()
     except ValueError:
         raise SaltInvocationError(
             f"master: not_before: {value!r} is neither epoch seconds nor ISO 8601. "
             "Fix: pass e.g. not_before=2026-12-03T02:00:00Z"
         ) from None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def window_open(windows, now: float | None = None) -> tuple[bool, float | None]:

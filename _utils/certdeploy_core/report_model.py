@@ -3,8 +3,9 @@ never raises), plus the shared constants and value formatting of the HTML and te
 
 from __future__ import annotations
 
-import datetime
 import html
+
+from . import timeutil
 
 _DASH = "\u2014"
 _ARROW = "\u2192"
@@ -91,10 +92,9 @@ def _iso(ts) -> str:
     if value is None:
         return _DASH
     try:
-        moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+        return timeutil.epoch_iso(value)
     except (OverflowError, OSError, ValueError):
         return _DASH
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _fmt_seconds(value) -> str:
