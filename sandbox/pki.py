@@ -11,6 +11,7 @@ wrong SANs), because the node-side validation is tested against exactly such cer
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -168,17 +169,10 @@ def _base_builder(subject, issuer, public_key, days, not_before):
 
 def key_usage(*bits: str) -> x509.KeyUsage:
     """``key_usage("digital_signature", "key_encipherment")``: the named bits set."""
-    names = (
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    )
+    names = inspect.signature(x509.KeyUsage).parameters  # the library's own bit names
+    unknown = set(bits) - set(names)
+    if unknown:
+        raise ValueError(f"unknown keyUsage bits {sorted(unknown)}; use {list(names)}")
     return x509.KeyUsage(**{name: name in bits for name in names})
 
 
