@@ -20,6 +20,7 @@ from salt.exceptions import CommandExecutionError
 # module here, never lazily inside a function.
 try:
     from certdeploy_core import bundle as certdeploy_bundle
+    from certdeploy_core import cassandra as certdeploy_cassandra
     from certdeploy_core import compliance as certdeploy_compliance
     from certdeploy_core import gate as certdeploy_gate
     from certdeploy_core import health_check as certdeploy_health_check
@@ -502,7 +503,7 @@ def ring(target="cassandra"):
         salt cass1 certdeploy.ring
     """
     tgt = _target(target)
-    return certdeploy_node.ring_rows(tgt, _host())
+    return certdeploy_cassandra.ring_rows(tgt, _host())
 
 
 @_face

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 
-from . import material, probe, ring
-from . import node as node_steps
+from . import cassandra, material, probe, ring
 from .poll import poll
 
 DEFAULT_KEYSPACE = "certdeploy_health"
@@ -101,7 +100,7 @@ def gate(
     def attempt() -> dict:
         result = {"from": target.node, "served": _served(expect, target, ctx)}
         try:
-            rows = node_steps.ring_rows(target, host)
+            rows = cassandra.ring_rows(target, host)
             result["ring"] = {r["address"]: r["code"] for r in rows}
             ring_ok = ring.ring_healthy(rows)
         except Exception as exc:  # noqa: BLE001 - report, retry

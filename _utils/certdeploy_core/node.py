@@ -12,32 +12,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import backup as backups
 from . import bundle as cb
-from . import cassandra_yaml as cyaml
-from . import checks, errors, files, material, probe, ring, timeutil
+from . import checks, errors, files, material, probe, profiles, timeutil
+from . import host as host_mod
 from . import verify as verifier
-from .poll import poll
 
-METHODS = ("auto", "reload", "restart")
-
-
-@dataclass
-class Host:
-    """What the steps need from the minion. ``run(argv, cwd, timeout)`` returns a dict with
-    ``retcode``, ``stdout``, ``stderr``; ``service(action, name)`` returns bool."""
-
-    run: Callable
-    service: Callable
-    cachedir: str
-    progress: Callable = lambda message: None
-
-
+Host = host_mod.Host  # re-exported: the faces build it
 StepFailed = errors.StepFailed  # a step after the backup failed; ``deploy`` rolls back
 
 
@@ -115,105 +99,32 @@ def _write(target, path, data: bytes) -> None:
 
 
 def configure(target, *, test=False) -> dict:
-    """Make the yaml's encryption keys match pillar; say whether that needs a restart."""
-    return cyaml.apply(target.config_file, target.desired_yaml(), node=target.node, test=test)
+    """Make the target's configuration match pillar (the profile says what that is)."""
+    return profiles.get(target).configure(target, test=test)
 
 
-# ----------------------------------------------------------------------------- activate
+# ----------------------------------------------------------------------------- activate/verify
+# The profile (``certdeploy_core.profiles``) owns how a target activates and proves itself.
 
 
-def resolve_method(method: str, restart_required: bool) -> str:
-    if method not in METHODS:
-        raise SaltInvocationError(f"method={method!r} is not one of {METHODS}")
-    if method == "auto":
-        return "restart" if restart_required else "reload"
-    return method
-
-
-def nodetool(target, host: Host, *args, timeout=120) -> dict:
-    argv = [*target.control.nodetool, *args]
-    return host.run(argv, target.control.cwd, timeout)
-
-
-def _control(target, host: Host, action: str) -> None:
-    argv = getattr(target.control, action)
-    if argv:
-        res = host.run(list(argv), target.control.cwd, target.start_timeout)
-        ok = res["retcode"] == 0
-        detail = (res.get("stderr") or res.get("stdout") or "")[-300:]
-    else:
-        ok, detail = host.service(action, target.control.service), ""
-    if not ok:
-        raise StepFailed(f"{target.node}: {action} failed: {detail}")
+def resolve_method(target, method: str, restart_required: bool) -> str:
+    return profiles.get(target).resolve_method(method, restart_required)
 
 
 def activate(target, host: Host, *, method="auto", restart_required=False) -> dict:
-    """``reload`` = nodetool reloadssl (exit 0 proves nothing: verify decides);
-    ``restart`` = drain, stop, start, then wait for CQL and a ring of UN nodes."""
-    chosen = resolve_method(method, restart_required)
-    started = time.monotonic()
-    steps = []
-    if chosen == "reload":
-        res = nodetool(target, host, "reloadssl")
-        steps.append({"step": "reloadssl", "retcode": res["retcode"]})
-        if res["retcode"] != 0:
-            raise StepFailed(f"{target.node}: nodetool reloadssl failed: {res['stderr'][-300:]}")
-    else:
-        # Stop serving clients first and give their drivers a moment to move to other
-        # replicas; then drain (flush, stop accepting writes) and stop.
-        res = nodetool(target, host, "disablebinary")
-        steps.append({"step": "disablebinary", "retcode": res["retcode"]})
-        if res["retcode"] == 0 and target.drain_grace:
-            time.sleep(target.drain_grace)
-        res = nodetool(target, host, "drain", timeout=300)
-        steps.append({"step": "drain", "retcode": res["retcode"]})  # a down node cannot drain
-        host.progress(f"{target.node}: drained, stopping")
-        _control(target, host, "stop")
-        steps.append({"step": "stop", "seconds": _since(started)})
-        _control(target, host, "start")
-        steps.append({"step": "start", "seconds": _since(started)})
-        host.progress(f"{target.node}: started, waiting for CQL and UN")
-        wait_serving(target, host, timeout=target.start_timeout)
-        steps.append({"step": "cql_and_un", "seconds": _since(started)})
-    return {"method": chosen, "seconds": _since(started), "steps": steps}
-
-
-def wait_serving(target, host: Host, timeout: float) -> None:
-    """Until the client port completes a TLS handshake and the ring is all UN."""
-    ctx = material.probe_context(target)
-
-    def check():
-        probe.served_certificate(target.rpc_address, target.client_port, ctx, timeout=3)
-        return ring_rows(target, host)
-
-    polled = poll(
-        check,
-        timeout=timeout,
-        done=ring.ring_healthy,
-        errors=(probe.ProbeError, CommandExecutionError),
+    return profiles.get(target).activate(
+        target, host, method=method, restart_required=restart_required
     )
-    if not polled.ok:
-        last = polled.error or f"ring not all UN: {ring.not_up_normal(polled.value or [])}"
-        raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
-
-
-def ring_rows(target, host: Host) -> list[dict]:
-    res = nodetool(target, host, "status", timeout=60)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"{target.node}: nodetool status: {res['stderr'][-300:]}")
-    return ring.parse_status(res["stdout"])
-
-
-# ----------------------------------------------------------------------------- verify
 
 
 def verify(target, host: Host, expected: str, *, known=(), method=None, timeout=None) -> dict:
-    """Prove activation: ``expected`` is served on the client and internode ports on new
-    connections, peers accept the node's certificate, CQL over mTLS answers and the ring is
-    all UN. A deterministic failure ends it early (see ``certdeploy_verify``)."""
-    return verifier.verify(
-        target, host, expected, ring_rows=ring_rows, known=known, method=method, timeout=timeout
+    return profiles.get(target).verify(
+        target, host, expected, known=known, method=method, timeout=timeout
     )
+
+
+def _serving(target) -> bool:
+    return profiles.get(target).is_serving(target)
 
 
 # ----------------------------------------------------------------------------- rollback
@@ -276,16 +187,6 @@ def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None)
     return rolled
 
 
-def _serving(target) -> bool:
-    try:
-        probe.served_certificate(
-            target.rpc_address, target.client_port, material.probe_context(target), timeout=3
-        )
-        return True
-    except (probe.ProbeError, SaltInvocationError, CommandExecutionError):
-        return False
-
-
 # ----------------------------------------------------------------------------- deploy
 
 
@@ -300,7 +201,7 @@ def plan(target, bundle: cb.Bundle) -> dict:
         "new_fingerprint": bundle.fingerprint,
         "files": installing["changed"] + ([target.config_file] if config["changes"] else []),
         "config_changes": config["changes"],
-        "method": resolve_method("auto", config["restart_required"]),
+        "method": resolve_method(target, "auto", config["restart_required"]),
     }
 
 
@@ -320,7 +221,7 @@ def deploy(
     Invalid input raises ``SaltInvocationError`` before anything changes. Afterwards the outcome
     is ``deployed``, ``rolled_back`` or ``rollback_failed``.
     """
-    resolve_method(method, False)
+    resolve_method(target, method, False)
     timings, result = {}, {"node": target.node, "target": target.name}
     started = time.monotonic()
 

@@ -2,9 +2,7 @@
 
 A *target* is one consumer of a certificate on a minion. Pillar lists them under
 ``certdeploy:targets:<name>``; each names a *profile* that fixes how its material is stored,
-activated and verified. Today the profile is ``cassandra``; a client-application profile
-(own client cert, own reload command, own connectivity check) slots in beside it in
-``PROFILES`` without reshaping callers.
+activated and verified (``certdeploy_core.profiles``; today ``cassandra``).
 """
 
 from __future__ import annotations
@@ -15,34 +13,12 @@ from dataclasses import asdict, dataclass, field
 from salt.exceptions import SaltInvocationError
 
 from . import files as certdeploy_files
+from . import profiles
 
 STORE_TYPES = ("pkcs12", "pem")
 PEM_FACTORY = "org.apache.cassandra.security.PEMBasedSslContextFactory"
 
 # Per-profile defaults; anything not listed here and not given in pillar is an error.
-PROFILES = {
-    "cassandra": {
-        "client_port": 9042,
-        "internode_port": 7000,
-        "jmx_port": 7199,
-        "store_type": "pkcs12",
-        "owner": "cassandra",
-        "group": "cassandra",
-        "mode": "0600",
-        "client_auth": False,
-        "backup_dir": "/var/lib/certdeploy/backups",
-        "backup_keep": 5,
-        "min_days_remaining": 30,
-        "verify_timeout": 60,
-        "start_timeout": 240,
-        "drain_grace": 5,
-        "drill_fail_step": None,
-        "control": {},
-        "verify_client": {},
-        "encryption_options": {},
-    },
-}
-REQUIRED = ("node", "listen_address", "config_file", "keystore", "truststore")
 
 
 @dataclass(frozen=True)
@@ -165,12 +141,12 @@ def load_target(pillar: dict, name: str = "cassandra", minion_id: str = "") -> T
         )
     raw = targets[name]
     profile = raw.get("profile", "cassandra")
-    if profile not in PROFILES:
+    if profile not in profiles.PROFILES:
         raise SaltInvocationError(
             f"{where}: certdeploy:targets:{name}:profile={profile!r} is unknown. "
-            f"Fix: use one of {sorted(PROFILES)}"
+            f"Fix: use one of {sorted(profiles.PROFILES)}"
         )
-    data = {**PROFILES[profile], **raw}
+    data = {**profiles.get(profile).DEFAULTS, **raw}
     node = data.get("node") or minion_id
     data["node"] = node
 
@@ -179,7 +155,7 @@ def load_target(pillar: dict, name: str = "cassandra", minion_id: str = "") -> T
             f"{node}: certdeploy:targets:{name}:{key}: {problem}. Fix: {fix}"
         )
 
-    for key in REQUIRED:
+    for key in profiles.get(profile).REQUIRED:
         if not data.get(key):
             raise bad(key, "missing", "set it in this minion's pillar")
     for key in ("config_file", "keystore", "truststore", "backup_dir"):

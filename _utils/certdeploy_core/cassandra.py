@@ -1,0 +1,155 @@
+"""The ``cassandra`` target profile: an Apache Cassandra node's TLS.
+
+Its material: a keystore and a truststore (PKCS#12 or PEM) and the encryption sections of
+cassandra.yaml. Activation: ``nodetool reloadssl`` (hot reload; its exit code proves nothing)
+or a drain and restart when the yaml changed. Proof: the node serves the new certificate on
+9042 and 7000, its peers accept it, CQL over mTLS answers and the ring is all UN
+(``certdeploy_core.verify``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from . import cassandra_yaml as cyaml
+from . import errors, material, probe, ring
+from . import verify as verifier
+from .poll import poll
+
+METHODS = ("auto", "reload", "restart")
+StepFailed = errors.StepFailed
+
+# Pillar defaults of a cassandra target; anything not listed here and not given is an error.
+DEFAULTS = {
+    "client_port": 9042,
+    "internode_port": 7000,
+    "jmx_port": 7199,
+    "store_type": "pkcs12",
+    "owner": "cassandra",
+    "group": "cassandra",
+    "mode": "0600",
+    "client_auth": False,
+    "backup_dir": "/var/lib/certdeploy/backups",
+    "backup_keep": 5,
+    "min_days_remaining": 30,
+    "verify_timeout": 60,
+    "start_timeout": 240,
+    "drain_grace": 5,
+    "drill_fail_step": None,
+    "control": {},
+    "verify_client": {},
+    "encryption_options": {},
+}
+REQUIRED = ("node", "listen_address", "config_file", "keystore", "truststore")
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def configure(target, *, test=False) -> dict:
+    """Make the yaml's encryption keys match pillar; say whether that needs a restart."""
+    return cyaml.apply(target.config_file, target.desired_yaml(), node=target.node, test=test)
+
+
+def resolve_method(method: str, restart_required: bool) -> str:
+    if method not in METHODS:
+        raise SaltInvocationError(f"method={method!r} is not one of {METHODS}")
+    if method == "auto":
+        return "restart" if restart_required else "reload"
+    return method
+
+
+def nodetool(target, host, *args, timeout=120) -> dict:
+    argv = [*target.control.nodetool, *args]
+    return host.run(argv, target.control.cwd, timeout)
+
+
+def _control(target, host, action: str) -> None:
+    argv = getattr(target.control, action)
+    if argv:
+        res = host.run(list(argv), target.control.cwd, target.start_timeout)
+        ok = res["retcode"] == 0
+        detail = (res.get("stderr") or res.get("stdout") or "")[-300:]
+    else:
+        ok, detail = host.service(action, target.control.service), ""
+    if not ok:
+        raise StepFailed(f"{target.node}: {action} failed: {detail}")
+
+
+def activate(target, host, *, method="auto", restart_required=False) -> dict:
+    """``reload`` = nodetool reloadssl (exit 0 proves nothing: verify decides);
+    ``restart`` = drain, stop, start, then wait for CQL and a ring of UN nodes."""
+    chosen = resolve_method(method, restart_required)
+    started = time.monotonic()
+    steps = []
+    if chosen == "reload":
+        res = nodetool(target, host, "reloadssl")
+        steps.append({"step": "reloadssl", "retcode": res["retcode"]})
+        if res["retcode"] != 0:
+            raise StepFailed(f"{target.node}: nodetool reloadssl failed: {res['stderr'][-300:]}")
+    else:
+        # Stop serving clients first and give their drivers a moment to move to other
+        # replicas; then drain (flush, stop accepting writes) and stop.
+        res = nodetool(target, host, "disablebinary")
+        steps.append({"step": "disablebinary", "retcode": res["retcode"]})
+        if res["retcode"] == 0 and target.drain_grace:
+            time.sleep(target.drain_grace)
+        res = nodetool(target, host, "drain", timeout=300)
+        steps.append({"step": "drain", "retcode": res["retcode"]})  # a down node cannot drain
+        host.progress(f"{target.node}: drained, stopping")
+        _control(target, host, "stop")
+        steps.append({"step": "stop", "seconds": _since(started)})
+        _control(target, host, "start")
+        steps.append({"step": "start", "seconds": _since(started)})
+        host.progress(f"{target.node}: started, waiting for CQL and UN")
+        wait_serving(target, host, timeout=target.start_timeout)
+        steps.append({"step": "cql_and_un", "seconds": _since(started)})
+    return {"method": chosen, "seconds": _since(started), "steps": steps}
+
+
+def wait_serving(target, host, timeout: float) -> None:
+    """Until the client port completes a TLS handshake and the ring is all UN."""
+    ctx = material.probe_context(target)
+
+    def check():
+        probe.served_certificate(target.rpc_address, target.client_port, ctx, timeout=3)
+        return ring_rows(target, host)
+
+    polled = poll(
+        check,
+        timeout=timeout,
+        done=ring.ring_healthy,
+        errors=(probe.ProbeError, CommandExecutionError),
+    )
+    if not polled.ok:
+        last = polled.error or f"ring not all UN: {ring.not_up_normal(polled.value or [])}"
+        raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
+
+
+def ring_rows(target, host) -> list[dict]:
+    res = nodetool(target, host, "status", timeout=60)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"{target.node}: nodetool status: {res['stderr'][-300:]}")
+    return ring.parse_status(res["stdout"])
+
+
+def is_serving(target) -> bool:
+    try:
+        probe.served_certificate(
+            target.rpc_address, target.client_port, material.probe_context(target), timeout=3
+        )
+        return True
+    except (probe.ProbeError, SaltInvocationError, CommandExecutionError):
+        return False
+
+
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+    """Prove activation: ``expected`` is served on the client and internode ports on new
+    connections, peers accept the node's certificate, CQL over mTLS answers and the ring is
+    all UN. A deterministic failure ends it early (see ``certdeploy_core.verify``)."""
+    return verifier.verify(
+        target, host, expected, ring_rows=ring_rows, known=known, method=method, timeout=timeout
+    )

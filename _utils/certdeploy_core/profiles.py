@@ -1,0 +1,49 @@
+"""Target profiles: *what* is deployed on a target and how it is activated and proven. The
+node steps (``node``) and the rollout engine call a profile only through these names, so a
+new kind of target is one new module here plus its pillar documentation:
+
+``DEFAULTS`` and ``REQUIRED``
+    pillar keys of ``certdeploy:targets:<name>`` (defaults; the keys that must be given)
+``METHODS``, ``resolve_method(method, restart_required)``
+    the activation methods and how ``auto`` chooses
+``configure(target, test)``
+    make the target's own configuration match pillar (``changes``, ``restart_required``)
+``activate(target, host, method, restart_required)``
+    make the installed material live
+``verify(target, host, expected, known, method, timeout)``
+    proof from outside the process, with ``ok`` and ``deterministic``
+``is_serving(target)``
+    whether the target serves at all (a rollback of a stopped target restarts it)
+
+*How the master reaches a target* is the other seam: ``rollout.Master`` (the local-minion
+transport is the runner's ``_master()``).
+"""
+
+from __future__ import annotations
+
+from salt.exceptions import SaltInvocationError
+
+from . import cassandra
+
+PROFILES = {"cassandra": cassandra}
+HOOKS = (
+    "DEFAULTS",
+    "REQUIRED",
+    "METHODS",
+    "resolve_method",
+    "configure",
+    "activate",
+    "verify",
+    "is_serving",
+)
+
+
+def get(target_or_name):
+    """The profile module of a target (or of a profile name)."""
+    name = getattr(target_or_name, "profile", target_or_name)
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise SaltInvocationError(
+            f"profile: {name!r} is not a certdeploy profile. Fix: use one of {sorted(PROFILES)}"
+        ) from None
