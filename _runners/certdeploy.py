@@ -1,9 +1,9 @@
 """Rolling certificate rollouts across a Cassandra cluster, from the master.
 
-A thin face over ``_utils/certdeploy_core/rollout.py`` (sequencing), ``certdeploy_plan.py``
-(topology-aware batches), ``certdeploy_job.py`` (immutable, atomically written job state and
-the cluster lock) and ``certdeploy_report.py`` (HTML + text report). Minions do the per-node
-work through the ``certdeploy`` execution module.
+A thin face over the ``_utils/certdeploy_core`` package: ``rollout`` (sequencing), ``plan``
+(topology-aware batches), ``job`` (immutable, atomically written job state and the cluster
+lock), ``report`` (HTML + text report), ``store``, ``queue``, ``rotate`` and ``compliance``.
+Minions do the per-node work through the ``certdeploy`` execution module.
 
 Progress is streamed while ``salt-run`` runs, and master events
 ``certdeploy/rollout/<job>/{started,node/<id>/<step>,finished}`` are fired for other tools.
