@@ -17,7 +17,6 @@ import pytest
 from certdeploy_core import node as certdeploy_node
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox import pki
 from tests.unit.test_health_check import TLSServer, closed_port, install
 
 
@@ -65,16 +64,6 @@ class Events:
 
     def tags(self):
         return [tag for tag, _ in self.sent]
-
-
-@pytest.fixture(scope="module")
-def root():
-    return pki.CA.root()
-
-
-@pytest.fixture(scope="module")
-def ca(root):
-    return root.intermediate()
 
 
 @pytest.fixture(scope="module")

@@ -136,16 +136,6 @@ def install(tmp_path, leaf, root, port, **overrides):
 
 
 @pytest.fixture(scope="module")
-def root():
-    return pki.CA.root()
-
-
-@pytest.fixture(scope="module")
-def ca(root):
-    return root.intermediate()
-
-
-@pytest.fixture(scope="module")
 def leaf(ca):
     return ca.issue("srv", ips=("127.0.0.1",), key_type="ec256")
 

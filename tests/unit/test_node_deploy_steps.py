@@ -60,16 +60,6 @@ class FakeProfile:
         }
 
 
-@pytest.fixture(scope="module")
-def root():
-    return pki.CA.root()
-
-
-@pytest.fixture(scope="module")
-def ca(root):
-    return root.intermediate()
-
-
 @pytest.fixture
 def fake(monkeypatch):
     profile = FakeProfile()
