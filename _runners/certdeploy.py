@@ -26,6 +26,7 @@ try:
     from certdeploy_core import rollout as certdeploy_rollout
     from certdeploy_core import rotate as certdeploy_rotate
     from certdeploy_core import store as certdeploy_store
+    from certdeploy_core import transport as certdeploy_transport
 
     HAS_UTILS = True
     IMPORT_ERROR = ""
@@ -50,23 +51,7 @@ def __virtual__():
 
 
 def _master():
-    import salt.client
     import salt.utils.event
-    import salt.utils.minions
-
-    client = salt.client.get_local_client(__opts__["conf_file"])
-
-    def call(minions, fun, kwargs, timeout):
-        answers = {}
-        for ret in client.cmd_iter(
-            list(minions), fun, kwarg=kwargs, tgt_type="list", timeout=timeout
-        ):
-            for minion, data in ret.items():
-                answers[minion] = data.get("ret") if isinstance(data, dict) else data
-        return answers
-
-    def expected(tgt, tgt_type):
-        return salt.utils.minions.CkMinions(__opts__).check_minions(tgt, tgt_type)["minions"]
 
     def fire(tag, data):
         with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
@@ -79,8 +64,8 @@ def _master():
         except NameError:  # called outside a runner job (e.g. from orchestration internals)
             pass
 
-    return certdeploy_rollout.Master(
-        call=call, expected=expected, fire=fire, progress=progress, cachedir=__opts__["cachedir"]
+    return certdeploy_rollout.Master.over(
+        certdeploy_transport.MinionTransport(__opts__), fire, progress, __opts__["cachedir"]
     )
 
 

@@ -1,4 +1,4 @@
-"""``python -m sandbox up|status|down|issue`` — and ``node start|stop N``, the sandbox's node
+"""``python -m sandbox up|status|reset|down|issue`` — and ``node start|stop N``, the sandbox's node
 control. ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves from the sandbox CA: into
 files (cert, key, trust per minion) or straight into the master's certificate store."""
 
@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     up.add_argument("--keystore", choices=("pkcs12", "pem"), default="pkcs12")
     up.add_argument("--no-client-auth", action="store_true", help="CQL TLS without client certs")
     sub.add_parser("status", help="ring, served fingerprints and a CQL read over mTLS")
+    sub.add_parser("reset", help="put the issued certificates, config and pillar back")
     sub.add_parser("down", help="stop everything 'up' started")
     minted = sub.add_parser("issue", help="mint fresh leaves from the sandbox CA")
     minted.add_argument("minions", nargs="+", help="e.g. cass2 cass3")
@@ -129,6 +130,11 @@ def main(argv=None) -> int:
         rig = Rig.from_descriptor(args.dir)
         if args.command == "status":
             return 0 if print_status(rig, rig.status()) else 1
+        if args.command == "reset":
+            from sandbox.reset import reset
+
+            print(json.dumps(reset(rig)))
+            return 0
         if args.command == "down":
             rig.down()
             return 0

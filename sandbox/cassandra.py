@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from _utils.certdeploy_core import job
+
 REPO = Path(__file__).resolve().parent.parent
 LIB_DIR = Path(os.environ.get("CERTDEPLOY_CASSANDRA_LIB", REPO / ".cache" / "cassandra" / "lib"))
 JAVA17 = Path(os.environ.get("CERTDEPLOY_JAVA17", "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"))
@@ -144,6 +146,15 @@ class Node:
         """Write cassandra.yaml, rackdc and logback. ``tls`` holds the encryption sections."""
         for sub in ("conf", "data", "commitlog", "hints", "saved_caches", "cdc_raw", "logs", "tmp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text(tls))
+        (self.conf_dir / "cassandra-rackdc.properties").write_text(
+            f"dc={self.dc}\nrack={self.rack}\nprefer_local=true\n"
+        )
+        (self.conf_dir / "logback.xml").write_text(LOGBACK.format(logdir=self.home / "logs"))
+        (self.conf_dir / "logback-tools.xml").write_text(QUIET_LOGBACK)
+
+    def config_text(self, tls: dict) -> str:
+        """The cassandra.yaml the sandbox writes for this node."""
         seeds = ",".join(f"127.0.0.{i}:7000" for i in range(1, self.count + 1))
         config = {
             "cluster_name": CLUSTER_NAME,
@@ -176,12 +187,7 @@ class Node:
             **tls,
         }
         header = "# cassandra.yaml for sandbox node {} (written by sandbox/cassandra.py)\n"
-        self.config_path.write_text(header.format(self.name) + yaml.safe_dump(config))
-        (self.conf_dir / "cassandra-rackdc.properties").write_text(
-            f"dc={self.dc}\nrack={self.rack}\nprefer_local=true\n"
-        )
-        (self.conf_dir / "logback.xml").write_text(LOGBACK.format(logdir=self.home / "logs"))
-        (self.conf_dir / "logback-tools.xml").write_text(QUIET_LOGBACK)
+        return header.format(self.name) + yaml.safe_dump(config)
 
     # ------------------------------------------------------------------ process
 
@@ -327,12 +333,8 @@ def _alive(pid: int) -> bool:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not job.pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     # A zombie child of ours counts as gone.
     try:
         with open(f"/proc/{pid}/stat") as fh:

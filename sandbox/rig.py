@@ -73,6 +73,10 @@ class Rig:
     def client_key(self) -> Path:
         return self.pki_dir / "client.key"
 
+    def issued_copy(self, node: Node, store: str) -> Path:
+        """The keystore or truststore ``up`` installed on ``node``, kept for ``reset``."""
+        return self.pki_dir / "issued" / f"{node.name}.{store}"
+
     # ------------------------------------------------------------------ PKI
 
     def issue_pki(self) -> dict:
@@ -91,14 +95,17 @@ class Rig:
         for node in self.all_nodes():
             leaf = issuing.issue_node(node.n)
             node.tls_dir.mkdir(parents=True, exist_ok=True)
-            _write_private(
-                self.keystore_path(node),
-                pki.keystore_bytes(leaf, self.store_type, passwords["keystore"]),
-            )
-            _write_private(
-                self.truststore_path(node),
-                pki.truststore_bytes([root_ca.cert], self.store_type, passwords["truststore"]),
-            )
+            (self.pki_dir / "issued").mkdir(mode=0o700, exist_ok=True)
+            stores = {
+                "keystore": pki.keystore_bytes(leaf, self.store_type, passwords["keystore"]),
+                "truststore": pki.truststore_bytes(
+                    [root_ca.cert], self.store_type, passwords["truststore"]
+                ),
+            }
+            for store, data in stores.items():
+                write_private(self.issued_copy(node, store), data)
+            write_private(self.keystore_path(node), stores["keystore"])
+            write_private(self.truststore_path(node), stores["truststore"])
             fingerprints[node.name] = leaf.fingerprint
         return fingerprints
 
@@ -438,7 +445,7 @@ def _port_busy(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:

@@ -112,28 +112,23 @@ def file_meta(path) -> dict | None:
 
 def _uid(owner: str | None, path) -> int:
     """Numeric uid for ``owner`` (-1 = leave unchanged, as os.chown expects)."""
-    if owner is None:
-        return -1
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        if str(owner).isdigit():  # recorded numerically by file_meta for unnamed uids
-            return int(owner)
-        raise SaltInvocationError(
-            f"{path}: unknown user {owner!r}. Fix: create the user or correct the owner"
-        ) from None
+    return _numeric_id(owner, path, "user", "owner", lambda name: pwd.getpwnam(name).pw_uid)
 
 
 def _gid(group: str | None, path) -> int:
-    if group is None:
+    return _numeric_id(group, path, "group", "group", lambda name: grp.getgrnam(name).gr_gid)
+
+
+def _numeric_id(name, path, kind: str, key: str, lookup) -> int:
+    if name is None:
         return -1
     try:
-        return grp.getgrnam(group).gr_gid
+        return lookup(name)
     except KeyError:
-        if str(group).isdigit():
-            return int(group)
+        if str(name).isdigit():  # recorded numerically by file_meta for unnamed ids
+            return int(name)
         raise SaltInvocationError(
-            f"{path}: unknown group {group!r}. Fix: create the group or correct the group"
+            f"{path}: unknown {kind} {name!r}. Fix: create the {kind} or correct the {key}"
         ) from None
 
 

@@ -182,7 +182,8 @@ def _lock_path(cachedir: str, cluster: str) -> str:
     return os.path.join(cachedir, "certdeploy", "locks", f"{cluster}.lock")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running (or a zombie) on this host?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -202,7 +203,7 @@ def lock_holder(cachedir: str, cluster: str) -> dict | None:
 
 def is_stale(holder: dict) -> bool:
     """A lock is stale when its owner ran on this host and that process is gone."""
-    return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder["pid"]))
+    return holder.get("host") == socket.gethostname() and not pid_alive(int(holder["pid"]))
 
 
 def acquire(cachedir: str, cluster: str, job_id: str, *, force=False) -> dict:

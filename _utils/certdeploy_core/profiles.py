@@ -15,8 +15,8 @@ new kind of target is one new module here plus its pillar documentation:
 ``is_serving(target)``
     whether the target serves at all (a rollback of a stopped target restarts it)
 
-*How the master reaches a target* is the other seam: ``rollout.Master`` (the local-minion
-transport is the runner's ``_master()``).
+*How the master reaches a target* is the other seam: :mod:`.transport` (``MinionTransport``
+today; ``Routed`` puts several behind the one ``rollout.Master`` the engine sees).
 """
 
 from __future__ import annotations

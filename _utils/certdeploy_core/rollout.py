@@ -4,7 +4,8 @@
 
 Every transition is written to the job file before the next one starts, so ``resume``
 continues after a crash or a halt. The runner passes a :class:`Master` that reaches the
-minions; this module holds the sequencing and reads no Salt dunders.
+targets through a transport (:mod:`.transport`); this module holds the sequencing and reads no
+Salt dunders.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ class Master:
     fire: Callable
     progress: Callable
     cachedir: str
+
+    @classmethod
+    def over(cls, transport, fire: Callable, progress: Callable, cachedir: str) -> Master:
+        """A Master that reaches targets through ``transport`` (see :mod:`.transport`)."""
+        return cls(
+            call=transport.call,
+            expected=transport.expected,
+            fire=fire,
+            progress=progress,
+            cachedir=cachedir,
+        )
 
 
 @dataclass(frozen=True)

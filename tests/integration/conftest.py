@@ -122,16 +122,14 @@ def event_bus(master_opts):
     bus.stop()
 
 
-# The rig is shared; run the modules in the order the product is built up: the bare rig's
-# facts (issued fingerprints) first, then one node, then the cluster, then events.
-MODULE_ORDER = ("test_rig", "test_node_deploy", "test_bad_input", "test_rollout", "test_events")
+@pytest.fixture(scope="module", autouse=True)
+def known_rig(rig):
+    """Every integration module starts from the rig as ``up`` left it (issued certificates
+    served and trusted, plain pillar, empty store, no lock or queue), whatever ran before;
+    so the modules run in any order. ``sandbox/reset.py`` proves it from outside."""
+    from sandbox.reset import reset
 
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        if "integration" not in item.nodeid:
-            return -1  # unit and functional tests stay first
-        name = item.module.__name__.rsplit(".", 1)[-1]
-        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
-
-    items.sort(key=rank)  # stable: keeps each module's own order
+    reset(rig, log=lambda msg: print(f"\n{msg}"))
+    issued = {n["name"]: n["issued_fingerprint"] for n in rig.descriptor()["nodes"]}
+    served = rig.served_fingerprints()
+    assert served == {name: {"client": fp, "internode": fp} for name, fp in issued.items()}

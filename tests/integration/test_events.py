@@ -155,10 +155,10 @@ def test_2_beacon_detects_drift_and_reactor_rolls_node2_back(events, rig, salt_c
         # Drift: someone swaps node 2's keystore behind certdeploy's back.
         rogue = rig.issuing_ca().issue_node(2)
         password = rig.store_passwords()["keystore"]
-        from sandbox.rig import _write_private
+        from sandbox.rig import write_private
 
         started = time.time()
-        _write_private(
+        write_private(
             rig.keystore_path(rig.node(2)), pki.keystore_bytes(rogue, "pkcs12", password)
         )
         assert rig.node(2).nodetool("reloadssl").returncode == 0
@@ -210,13 +210,13 @@ def test_6_compliance_green_then_flags_exactly_two_findings(events, rig):
     keystore1 = rig.keystore_path(rig.node(1))
     keystore1.chmod(0o644)
     rogue = rig.issuing_ca().issue_node(3)
-    from sandbox.rig import _write_private
+    from sandbox.rig import write_private
 
     keystore3 = rig.keystore_path(rig.node(3))
     original3 = keystore3.read_bytes()
     password = rig.store_passwords()["keystore"]
     try:
-        _write_private(keystore3, pki.keystore_bytes(rogue, "pkcs12", password))
+        write_private(keystore3, pki.keystore_bytes(rogue, "pkcs12", password))
         rig.node(3).nodetool("reloadssl")
         # Node 3 now serves (and holds) a cert certdeploy did not deploy.
         ctx = rig.probe_context()
@@ -229,7 +229,7 @@ def test_6_compliance_green_then_flags_exactly_two_findings(events, rig):
         assert found == {("cass1", "keystore_mode"), ("cass3", "served")}, report["failures"]
     finally:
         keystore1.chmod(0o600)
-        _write_private(keystore3, original3)
+        write_private(keystore3, original3)
         rig.node(3).nodetool("reloadssl")
 
 

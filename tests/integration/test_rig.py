@@ -11,7 +11,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from certdeploy_core import probe, ring
 
 from sandbox import pki
-from sandbox.rig import _write_private
+from sandbox.rig import write_private
 
 pytestmark = pytest.mark.rig
 
@@ -57,7 +57,7 @@ def _served(rig, node):
 
 def _install_in_place(rig, node, leaf):
     password = rig.store_passwords()["keystore"]
-    _write_private(rig.keystore_path(node), pki.keystore_bytes(leaf, rig.store_type, password))
+    write_private(rig.keystore_path(node), pki.keystore_bytes(leaf, rig.store_type, password))
 
 
 def test_c_hot_reload_serves_new_leaf_on_new_connections(rig):
@@ -87,7 +87,7 @@ def test_d_reloadssl_exits_0_on_corrupt_keystore_and_old_cert_stays(rig):
     before = _served(rig, node)
     try:
         log_offset = node.log_path.stat().st_size
-        _write_private(keystore, original[: len(original) // 2])  # truncated = corrupt
+        write_private(keystore, original[: len(original) // 2])  # truncated = corrupt
         res = node.nodetool("reloadssl")
         assert res.returncode == 0, "nodetool reloadssl is expected to exit 0 even on failure"
         assert _served(rig, node) == before
@@ -95,7 +95,7 @@ def test_d_reloadssl_exits_0_on_corrupt_keystore_and_old_cert_stays(rig):
             fh.seek(log_offset)
             assert b"Failed to hot reload" in fh.read()
     finally:
-        _write_private(keystore, original)
+        write_private(keystore, original)
         assert node.nodetool("reloadssl").returncode == 0
     assert _served(rig, node) == before
 

@@ -1,0 +1,96 @@
+"""How the master reaches targets: the transport seam under :class:`rollout.Master`.
+
+A transport answers two questions for the rollout engine, and nothing else:
+
+- ``expected(tgt, tgt_type) -> [target ids]``: who a target expression names;
+- ``call(ids, fun, kwargs, timeout) -> {id: return}``: run one certdeploy function on each
+  (a missing id means "no answer").
+
+:class:`MinionTransport` reaches salt-minions through the master's ``LocalClient``. An SSH
+transport (salt-ssh targets from the roster) plugs in beside it, and :class:`Routed` puts
+several behind one face so that one job with one plan can hold a mixed fleet. The engine
+never learns which transport a target came through.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Transport(Protocol):
+    name: str
+
+    def expected(self, tgt: str, tgt_type: str) -> list[str]: ...
+
+    def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict: ...
+
+
+class MinionTransport:
+    """salt-minions with accepted keys, through ``salt.client.LocalClient.cmd_iter``."""
+
+    name = "minion"
+
+    def __init__(self, opts: dict):
+        self.opts = opts
+        self._client = None
+
+    def _local(self):
+        if self._client is None:
+            import salt.client
+
+            self._client = salt.client.get_local_client(self.opts["conf_file"])
+        return self._client
+
+    def expected(self, tgt: str, tgt_type: str) -> list[str]:
+        import salt.utils.minions
+
+        return salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
+
+    def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict:
+        answers = {}
+        for ret in self._local().cmd_iter(
+            list(ids), fun, kwarg=kwargs, tgt_type="list", timeout=timeout
+        ):
+            for target_id, data in ret.items():
+                answers[target_id] = data.get("ret") if isinstance(data, dict) else data
+        return answers
+
+
+class Routed:
+    """Several transports as one. ``expected`` is the union, in transport order, each id
+    claimed by the first transport that names it; ``call`` sends each id through the
+    transport that claimed it. Ids nobody has claimed yet are resolved against ``"list"``."""
+
+    name = "routed"
+
+    def __init__(self, *transports: Transport):
+        if not transports:
+            raise ValueError("Routed needs at least one transport")
+        self.transports = transports
+        self._owner: dict[str, Transport] = {}
+
+    def expected(self, tgt: str, tgt_type: str) -> list[str]:
+        found: list[str] = []
+        for transport in self.transports:
+            for target_id in transport.expected(tgt, tgt_type):
+                if target_id not in self._owner:
+                    self._owner[target_id] = transport
+                if self._owner[target_id] is transport and target_id not in found:
+                    found.append(target_id)
+        return found
+
+    def owner(self, target_id: str) -> Transport | None:
+        if target_id not in self._owner:
+            self.expected(target_id, "list")
+        return self._owner.get(target_id)
+
+    def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict:
+        groups: dict[int, tuple[Transport, list[str]]] = {}
+        for target_id in ids:
+            transport = self.owner(target_id)
+            if transport is not None:
+                groups.setdefault(id(transport), (transport, []))[1].append(target_id)
+        answers: dict = {}
+        for transport, members in groups.values():
+            answers.update(transport.call(members, fun, kwargs, timeout))
+        return answers

@@ -1,0 +1,60 @@
+"""The transport seam: :class:`Routed` puts several transports behind one face, so one
+rollout job holds a mixed fleet; :meth:`Master.over` builds the engine's Master on one."""
+
+from __future__ import annotations
+
+from certdeploy_core import transport
+from certdeploy_core.rollout import Master
+
+
+class Fake:
+    def __init__(self, name, ids):
+        self.name, self.ids, self.calls = name, ids, []
+
+    def expected(self, tgt, tgt_type):
+        if tgt_type == "list":
+            wanted = tgt.split(",") if isinstance(tgt, str) else tgt
+            return [i for i in self.ids if i in wanted]
+        return [i for i in self.ids if i.startswith(tgt.rstrip("*"))]
+
+    def call(self, ids, fun, kwargs, timeout):
+        self.calls.append((list(ids), fun))
+        return {i: {"via": self.name, "fun": fun} for i in ids}
+
+
+def test_routed_unions_targets_and_sends_each_through_its_own_transport():
+    minions = Fake("minion", ["cass1", "cass2"])
+    ssh = Fake("ssh", ["cass3", "cass2"])  # cass2 also in the roster: the first claim wins
+    routed = transport.Routed(minions, ssh)
+
+    assert routed.expected("cass*", "glob") == ["cass1", "cass2", "cass3"]
+    answers = routed.call(["cass3", "cass1", "cass2"], "certdeploy.describe", {}, 5)
+
+    assert {i: a["via"] for i, a in answers.items()} == {
+        "cass1": "minion",
+        "cass2": "minion",
+        "cass3": "ssh",
+    }
+    assert minions.calls == [(["cass1", "cass2"], "certdeploy.describe")]
+    assert ssh.calls == [(["cass3"], "certdeploy.describe")]
+
+
+def test_routed_resolves_an_id_it_has_not_seen_and_drops_unknown_ones():
+    minions, ssh = Fake("minion", ["cass1"]), Fake("ssh", ["cass3"])
+    routed = transport.Routed(minions, ssh)
+
+    answers = routed.call(["cass3", "ghost"], "certdeploy.status", {}, 5)
+
+    assert answers == {"cass3": {"via": "ssh", "fun": "certdeploy.status"}}  # no answer = missing
+    assert minions.calls == []
+
+
+def test_master_over_a_transport_is_what_the_engine_calls():
+    fake = Fake("minion", ["cass1"])
+    fired = []
+    master = Master.over(fake, lambda tag, data: fired.append(tag), print, "/nonexistent")
+
+    assert master.expected("cass*", "glob") == ["cass1"]
+    assert master.call(["cass1"], "certdeploy.ring", {}, 5)["cass1"]["via"] == "minion"
+    master.fire("certdeploy/rollout/x/started", {})
+    assert fired == ["certdeploy/rollout/x/started"]
