@@ -158,9 +158,7 @@ def test_2_beacon_detects_drift_and_reactor_rolls_node2_back(events, rig, salt_c
         from sandbox.rig import write_private
 
         started = time.time()
-        write_private(
-            rig.keystore_path(rig.node(2)), pki.keystore_bytes(rogue, "pkcs12", password)
-        )
+        write_private(rig.keystore_path(rig.node(2)), pki.keystore_bytes(rogue, "pkcs12", password))
         assert rig.node(2).nodetool("reloadssl").returncode == 0
         failed = event_bus.wait_for("certdeploy/health/failed", started, timeout=60)
         assert failed["data"]["data"]["reason"] == "mismatch"
