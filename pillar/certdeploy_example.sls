@@ -25,6 +25,13 @@ certdeploy:
       group: cassandra
       mode: '0600'
       client_auth: true
+      # The identity certdeploy's CQL checks (health gate, verify) present. Without it they
+      # present the node's own certificate. Under MutualTlsAuthenticator its identity must map
+      # to a role (ADD IDENTITY ... TO ROLE) that may create and write the certdeploy_health
+      # keyspace and read the system tables.
+      # verify_client:
+      #   cert: /etc/certdeploy/client.crt
+      #   key: /etc/certdeploy/client.key
       backup_dir: /var/lib/certdeploy/backups
       backup_keep: 5
       min_days_remaining: 30

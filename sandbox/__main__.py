@@ -106,6 +106,11 @@ def main(argv=None) -> int:
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--keystore", choices=("pkcs12", "pem"), default="pkcs12")
     up.add_argument("--no-client-auth", action="store_true", help="CQL TLS without client certs")
+    up.add_argument(
+        "--no-mtls-auth",
+        action="store_true",
+        help="AllowAllAuthenticator instead of MutualTlsAuthenticator (no roles from certs)",
+    )
     sub.add_parser("status", help="ring, served fingerprints and a CQL read over mTLS")
     sub.add_parser("reset", help="put the issued certificates, config and pillar back")
     sub.add_parser("down", help="stop everything 'up' started")
@@ -122,7 +127,9 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "up":
-            rig = Rig(args.dir, args.nodes, args.keystore, not args.no_client_auth)
+            client_auth = not args.no_client_auth
+            mtls_auth = client_auth and not args.no_mtls_auth
+            rig = Rig(args.dir, args.nodes, args.keystore, client_auth, mtls_auth)
             descriptor = rig.up()
             print(f"descriptor: {rig.descriptor_path}")
             print(f"try: salt -c {descriptor['salt_config_dir']} '*' test.ping")

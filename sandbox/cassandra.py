@@ -76,6 +76,15 @@ class NodeError(RuntimeError):
     pass
 
 
+ALLOW_ALL = "AllowAllAuthenticator"
+PASSWORD = "PasswordAuthenticator"
+# The client certificate is the login: its SPIFFE URI SAN maps to a role (ADD IDENTITY).
+MUTUAL_TLS = {
+    "class_name": "org.apache.cassandra.auth.MutualTlsAuthenticator",
+    "parameters": {"validator_class_name": "org.apache.cassandra.auth.SpiffeCertificateValidator"},
+}
+
+
 def check_runtime() -> None:
     """Fail loudly when Java 17 or the Cassandra jars are missing (never skip silently)."""
     if not JAVA17.exists():
@@ -142,18 +151,18 @@ class Node:
 
     # ------------------------------------------------------------------ files
 
-    def write_config(self, tls: dict) -> None:
+    def write_config(self, tls: dict, authenticator=ALLOW_ALL) -> None:
         """Write cassandra.yaml, rackdc and logback. ``tls`` holds the encryption sections."""
         for sub in ("conf", "data", "commitlog", "hints", "saved_caches", "cdc_raw", "logs", "tmp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config_text(tls))
+        self.config_path.write_text(self.config_text(tls, authenticator))
         (self.conf_dir / "cassandra-rackdc.properties").write_text(
             f"dc={self.dc}\nrack={self.rack}\nprefer_local=true\n"
         )
         (self.conf_dir / "logback.xml").write_text(LOGBACK.format(logdir=self.home / "logs"))
         (self.conf_dir / "logback-tools.xml").write_text(QUIET_LOGBACK)
 
-    def config_text(self, tls: dict) -> str:
+    def config_text(self, tls: dict, authenticator=ALLOW_ALL) -> str:
         """The cassandra.yaml the sandbox writes for this node."""
         seeds = ",".join(f"127.0.0.{i}:7000" for i in range(1, self.count + 1))
         config = {
@@ -181,7 +190,7 @@ class Node:
             "cdc_raw_directory": str(self.home / "cdc_raw"),
             "commitlog_sync": "periodic",
             "commitlog_sync_period": "10000ms",
-            "authenticator": "AllowAllAuthenticator",
+            "authenticator": authenticator,
             "authorizer": "AllowAllAuthorizer",
             "concurrent_compactors": 1,
             **tls,

@@ -20,23 +20,22 @@ import sys
 import time
 from pathlib import Path
 
+from _utils.certdeploy_core import cql
 from sandbox.rig import Rig
 
 
 def run(rig: Rig, rate: float, out: Path, duration: float | None = None, tls=None) -> None:
     """``tls``: optional ``(cafile, certfile, keyfile)`` instead of the sandbox's own client."""
     from cassandra import ConsistencyLevel
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-    profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, request_timeout=10)
-    cluster = Cluster(
+    cluster = cql.cluster(
         [n.address for n in rig.all_nodes()],
-        ssl_context=_context(tls) if tls else rig.cql_context(),
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=5,
+        _context(tls) if tls else rig.cql_context(),
+        consistency=ConsistencyLevel.QUORUM,
+        request_timeout=10,
     )
     session = cluster.connect()
     session.execute(

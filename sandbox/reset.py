@@ -34,7 +34,7 @@ def reset(rig, log=print) -> dict:
                 write_private(live, want)
                 report["restored"].append(str(live))
                 touched.add(node.n)
-        config = node.config_text(rig.tls_sections(node))
+        config = node.config_text(rig.tls_sections(node), rig.authenticator)
         if node.config_path.read_text() != config:
             node.config_path.write_text(config)
             report["restored"].append(str(node.config_path))

@@ -6,6 +6,7 @@ person tries by hand is exactly what the tests run against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -14,14 +15,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _utils.certdeploy_core import probe, ring
+from _utils.certdeploy_core import cql, probe, ring
 from sandbox import pki, salt_rig
-from sandbox.cassandra import Node, NodeError, check_runtime
+from sandbox.cassandra import ALLOW_ALL, MUTUAL_TLS, PASSWORD, Node, NodeError, check_runtime
 
 REPO = Path(__file__).resolve().parent.parent
 
 DEFAULT_DIR = Path(os.environ.get("CERTDEPLOY_SANDBOX", "/tmp/cdsb"))
 DEMO_KEYSPACE = "sandbox"
+# The rig's own client identity (load generator, probes, certdeploy's CQL checks): under
+# MutualTlsAuthenticator this SPIFFE URI SAN is the login, mapped to a superuser role.
+RIG_IDENTITY = "spiffe://certdeploy-sandbox/certdeploy/rig"
+RIG_ROLE = "certdeploy_rig"
 
 
 @dataclass
@@ -30,7 +35,16 @@ class Rig:
     nodes: int = 3
     store_type: str = "pkcs12"  # or "pem"
     client_auth: bool = True
+    mtls_auth: bool = True  # MutualTlsAuthenticator: roles come from client certificates
     timings: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mtls_auth and not self.client_auth:
+            raise NodeError("--mtls-auth needs client auth: drop --no-client-auth")
+
+    @property
+    def authenticator(self):
+        return MUTUAL_TLS if self.mtls_auth else ALLOW_ALL
 
     # ------------------------------------------------------------------ layout
 
@@ -86,7 +100,9 @@ class Rig:
         pki.save_ca(root_ca, self.pki_dir, "root-ca")
         pki.save_ca(issuing, self.pki_dir, "issuing-ca")
         self.ca_file.write_bytes(pki.cert_pem(root_ca.cert))
-        client = issuing.issue("certdeploy-client", dns=("certdeploy-client",))
+        client = issuing.issue(
+            "certdeploy-client", dns=("certdeploy-client",), uris=(RIG_IDENTITY,)
+        )
         self.client_cert.write_bytes(pki.cert_pem(client.cert, *client.chain))
         self.client_key.touch(mode=0o600)
         self.client_key.write_bytes(pki.key_pem(client.key))
@@ -233,16 +249,21 @@ class Rig:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         fingerprints = self.issue_pki()
-        for node in self.all_nodes():
-            node.write_config(self.tls_sections(node))
+        for node in self.all_nodes():  # roles and identities are made in a password phase
+            node.write_config(self.tls_sections(node), PASSWORD if self.mtls_auth else ALLOW_ALL)
         descriptor = self._descriptor(fingerprints, salt={})
         self._write_descriptor(descriptor)  # early, so `down` works even if startup fails
         for node in self.all_nodes():
             seconds = node.start()
             self.timings[f"start_{node.name}"] = round(seconds, 1)
             log(f"{node.name} up on {node.address}:9042 in {seconds:.1f}s")
+        if self.mtls_auth:
+            self.replicate_system_keyspaces(password=("cassandra", "cassandra"))
+            self.grant_identity(RIG_IDENTITY, RIG_ROLE, password=("cassandra", "cassandra"))
+            self._restart_with(self.authenticator, log)
+        else:
+            self.replicate_system_keyspaces()
         self.timings["cassandra_up"] = round(time.monotonic() - t0, 1)
-        self.replicate_system_keyspaces()
         ports = salt_rig.write_configs(
             self.root, self.minion_ids(), {n.name: self.pillar_for(n) for n in self.all_nodes()}
         )
@@ -262,6 +283,18 @@ class Rig:
         took = self.timings["sandbox_up"]
         log(f"salt master + {self.nodes} minions answering; sandbox up in {took}s")
         return descriptor
+
+    def _restart_with(self, authenticator, log) -> None:
+        """Stop every node, rewrite its yaml with ``authenticator``, start them again."""
+        t0 = time.monotonic()
+        for node in self.all_nodes():
+            node.stop()
+        for node in self.all_nodes():
+            node.write_config(self.tls_sections(node), authenticator)
+            node.start()
+        self.wait_ring_healthy()
+        self.timings["mtls_auth_restart"] = round(time.monotonic() - t0, 1)
+        log(f"nodes restarted with MutualTlsAuthenticator in {self.timings['mtls_auth_restart']}s")
 
     def _clear_leftovers(self) -> None:
         """A previous sandbox's directory (after `down`) holds old cluster data and Salt keys
@@ -296,7 +329,13 @@ class Rig:
     @classmethod
     def from_descriptor(cls, root: Path) -> Rig:
         data = json.loads((Path(root) / "sandbox.json").read_text())
-        return cls(Path(root), len(data["nodes"]), data["store_type"], data["client_auth"])
+        return cls(
+            Path(root),
+            len(data["nodes"]),
+            data["store_type"],
+            data["client_auth"],
+            data.get("mtls_auth", False),
+        )
 
     def _descriptor(self, fingerprints: dict, salt: dict) -> dict:
         return {
@@ -304,6 +343,8 @@ class Rig:
             "salt_config_dir": str(self.salt_config_dir),
             "store_type": self.store_type,
             "client_auth": self.client_auth,
+            "mtls_auth": self.mtls_auth,
+            "rig_identity": RIG_IDENTITY if self.mtls_auth else None,
             "ca_file": str(self.ca_file),
             "client_cert": str(self.client_cert),
             "client_key": str(self.client_key),
@@ -367,27 +408,55 @@ class Rig:
             time.sleep(1)
         raise NodeError(f"ring not all UN after {timeout:.0f}s: {rows}")
 
-    def replicate_system_keyspaces(self) -> None:
+    def replicate_system_keyspaces(self, password=None) -> None:
         """What operators do on a new cluster: replicate system_auth, system_distributed and
         system_traces to RF 3 in the DC (defaults are RF 1-3 SimpleStrategy), so that a node
         restart never takes their ranges below QUORUM."""
-        from cassandra.cluster import Cluster
-
         rf = min(3, self.nodes)
-        cluster = Cluster(
-            [n.address for n in self.all_nodes()],
-            ssl_context=self.cql_context(),
-            protocol_version=5,
-        )
-        try:
-            session = cluster.connect()
+        with self.cql_session(password=password) as session:
             for keyspace in ("system_auth", "system_distributed", "system_traces"):
                 session.execute(
                     f"ALTER KEYSPACE {keyspace} WITH replication = "
                     f"{{'class': 'NetworkTopologyStrategy', 'dc1': {rf}}}"
                 )
-        finally:
-            cluster.shutdown()
+
+    def grant_identity(self, identity: str, role: str, password=None, superuser=True) -> None:
+        """A login role for the client certificates that carry ``identity`` (a SPIFFE URI)."""
+        with self.cql_session(password=password) as session:
+            session.execute(
+                f"CREATE ROLE IF NOT EXISTS {role} WITH LOGIN = true AND SUPERUSER = {superuser}"
+            )
+            session.execute(f"ADD IDENTITY IF NOT EXISTS '{identity}' TO ROLE '{role}'")
+
+    @contextlib.contextmanager
+    def cql_session(self, password=None, via: int = 1, timeout: float = 90):
+        """A session pinned to node ``via``, retried until the login works (right after
+        start the default superuser may not exist yet)."""
+        from cassandra import ConsistencyLevel
+
+        deadline = time.monotonic() + timeout
+        while True:
+            driver = cql.cluster(
+                [self.node(via).address],
+                self.cql_context(),
+                pin=True,
+                consistency=ConsistencyLevel.QUORUM,
+                request_timeout=30,
+                password=password,
+            )
+            try:
+                session = driver.connect()
+            except Exception as exc:  # noqa: BLE001 - NoHostAvailable wraps the auth error
+                driver.shutdown()
+                if time.monotonic() > deadline:
+                    raise NodeError(f"CQL login to {self.node(via).name} failed: {exc}") from exc
+                time.sleep(1)
+                continue
+            try:
+                yield session
+            finally:
+                driver.shutdown()
+            return
 
     def cql_context(self):
         return probe.verifying_context(
@@ -397,14 +466,12 @@ class Rig:
     def cql_roundtrip(self) -> dict:
         """Create the RF=3 demo keyspace, write and read a row at QUORUM over mTLS."""
         from cassandra import ConsistencyLevel
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
-        profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, request_timeout=20)
-        cluster = Cluster(
+        cluster = cql.cluster(
             [n.address for n in self.all_nodes()],
-            ssl_context=self.cql_context(),
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            protocol_version=5,
+            self.cql_context(),
+            consistency=ConsistencyLevel.QUORUM,
+            request_timeout=20,
         )
         try:
             session = cluster.connect()

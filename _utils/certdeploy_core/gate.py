@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import time
 
-from . import cassandra, material, probe, ring
+from . import cassandra, cql, material, probe, ring
 from .poll import poll
 
 DEFAULT_KEYSPACE = "certdeploy_health"
 
 
 def _session(target, timeout=10):
-    from cassandra.cluster import Cluster
-    from cassandra.policies import WhiteListRoundRobinPolicy
-
-    cluster = Cluster(
+    driver = cql.cluster(
         [target.rpc_address],
+        material.cql_context(target),
         port=target.client_port,
-        ssl_context=material.cql_context(target),
-        load_balancing_policy=WhiteListRoundRobinPolicy([target.rpc_address]),
-        connect_timeout=timeout,
-        control_connection_timeout=timeout,
-        protocol_version=5,
+        pin=True,
+        timeout=timeout,
     )
-    return cluster, cluster.connect()
+    return driver, driver.connect()
 
 
 def keyspaces(target) -> list[dict]:

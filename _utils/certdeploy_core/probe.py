@@ -150,23 +150,3 @@ def wait_for_fingerprint(host, port, context, expected: str, timeout=30.0, inter
         "seconds": polled.seconds,
         "error": polled.error,
     }
-
-
-def cql_query(hosts, ssl_context: ssl.SSLContext, query: str, timeout=15.0):
-    """Run one CQL statement over TLS against ``hosts`` and return the rows as dicts."""
-    from cassandra.cluster import Cluster  # heavy import, only when needed
-    from cassandra.policies import WhiteListRoundRobinPolicy
-
-    cluster = Cluster(
-        contact_points=list(hosts),
-        ssl_context=ssl_context,
-        load_balancing_policy=WhiteListRoundRobinPolicy(list(hosts)),
-        connect_timeout=timeout,
-        control_connection_timeout=timeout,
-        protocol_version=5,
-    )
-    try:
-        session = cluster.connect()
-        return [row._asdict() for row in session.execute(query, timeout=timeout)]
-    finally:
-        cluster.shutdown()

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from salt.exceptions import CommandExecutionError
 
 from . import cassandra_yaml as cyaml
-from . import material, probe, ring
+from . import cql, material, probe, ring
 
 CONFIRM = 2  # rounds in a row a deterministic signal must be seen in
 INTERVAL = 0.5  # seconds between rounds
@@ -216,11 +216,12 @@ def _peer_entry(seen: dict) -> dict:
 def _cql_once(target) -> dict:
     started = time.monotonic()
     try:
-        rows = probe.cql_query(
+        rows = cql.query(
             [target.rpc_address],
             material.cql_context(target),
             "SELECT release_version FROM system.local",
             timeout=10,
+            port=target.client_port,
         )
     except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}

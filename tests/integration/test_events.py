@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from certdeploy_core import probe
+from certdeploy_core import clients, probe
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import pki
@@ -313,7 +313,11 @@ def test_9_rotate_ca_in_three_phases_under_load(events, rig, tmp_path):
     assert skipped.returncode != 0 and "phase 1 has not completed" in skipped.stdout
     assert events.tree() == tree
 
-    client2 = ca2.issue("certdeploy-client-2", dns=("certdeploy-client-2",))
+    # A new generation of the rig's identity, under its own role: the server then shows which
+    # certificate each live connection logged in with (system_views.clients).
+    identity2, role2 = "spiffe://certdeploy-sandbox/certdeploy/rig-ca2", "certdeploy_rig_ca2"
+    client2 = ca2.issue("certdeploy-client-2", dns=("certdeploy-client-2",), uris=(identity2,))
+    rig.grant_identity(identity2, role2)
     (tmp_path / "c2.crt").write_bytes(pki.cert_pem(client2.cert, *client2.chain))
     (tmp_path / "c2.key").write_bytes(pki.key_pem(client2.key))
     phases, loads = [], {}
@@ -344,6 +348,13 @@ def test_9_rotate_ca_in_three_phases_under_load(events, rig, tmp_path):
     gen = LoadGenerator(rig, out / "load-rotate-3.json", 150, tls=client2_tls).start()
     try:
         time.sleep(5)
+        both_ctx = probe.verifying_context(*client2_tls)
+        seen = clients.connections([f"127.0.0.{n}" for n in NODES], both_ctx)
+        # Both generations of the rig's identity: every node sees the load (and this query)
+        # under the new role only; nothing is still logged in with the CA1 certificate.
+        ok, problems = clients.only_under(seen, role2, {"certdeploy_rig", role2})
+        assert ok, problems
+        assert not any(r["username"] == "anonymous" for rows in seen.values() for r in rows)
         t0 = time.time()
         ret = events.salt_run("certdeploy.rotate_ca", "cass*", str(new_ca_file), "phase=3")
         phases.append((3, time.time() - t0, last_json(ret.stdout)[0]))

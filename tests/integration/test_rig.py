@@ -7,8 +7,7 @@ import time
 
 import pytest
 from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-from certdeploy_core import probe, ring
+from certdeploy_core import clients, cql, probe, ring
 
 from sandbox import pki
 from sandbox.rig import write_private
@@ -19,12 +18,11 @@ pytestmark = pytest.mark.rig
 def test_a_cql_over_mtls_quorum_rf3(rig):
     """The driver reaches every node over TLS with a client cert; RF=3 QUORUM exercises
     internode TLS."""
-    profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, request_timeout=20)
-    cluster = Cluster(
+    cluster = cql.cluster(
         ["127.0.0.1", "127.0.0.2", "127.0.0.3"],
-        ssl_context=rig.cql_context(),
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=5,
+        rig.cql_context(),
+        consistency=ConsistencyLevel.QUORUM,
+        request_timeout=20,
     )
     try:
         session = cluster.connect()
@@ -140,3 +138,33 @@ def test_f_master_and_minions_answer_with_node_pillar(rig, salt_cli):
         assert "cass" in data["certdeploy"]["targets"]["cassandra"]["node"]
         others = {n.name for n in rig.all_nodes()} - {node.name}
         assert not any(other in str(data) for other in others)
+
+
+def test_g_mutual_tls_authenticator_maps_certificates_to_roles(rig, tmp_path):
+    """Under MutualTlsAuthenticator the client certificate is the login: every node shows the
+    rig's connections under the role its SPIFFE identity maps to (never ``anonymous``), and a
+    certificate from the trusted CA whose identity is not mapped, or that has none, is
+    refused at login although its TLS handshake succeeds."""
+    from cassandra.cluster import NoHostAvailable
+
+    from sandbox.rig import RIG_ROLE
+
+    assert rig.mtls_auth and rig.descriptor()["mtls_auth"]
+    hosts = [n.address for n in rig.all_nodes()]
+    seen = clients.connections(hosts, rig.cql_context())
+    for host in hosts:
+        assert isinstance(seen[host], list), seen[host]
+        ready = {r["username"] for r in seen[host] if r["connection_stage"] == "ready"}
+        assert ready == {RIG_ROLE}, (host, seen[host])
+    ca = rig.issuing_ca()
+    for name, uris in (("unmapped", ("spiffe://certdeploy-sandbox/nobody/g1",)), ("none", ())):
+        leaf = ca.issue(f"stranger-{name}", dns=(f"stranger-{name}",), uris=uris)
+        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+        cert.write_bytes(pki.cert_pem(leaf.cert, *leaf.chain))
+        write_private(key, pki.key_pem(leaf.key))
+        ctx = probe.verifying_context(str(rig.ca_file), str(cert), str(key))
+        handshake = probe.client_context(str(cert), str(key))
+        assert probe.served_fingerprint("127.0.0.1", 9042, handshake)  # TLS accepts it
+        with pytest.raises(NoHostAvailable) as refused:
+            cql.query(["127.0.0.1"], ctx, "SELECT release_version FROM system.local")
+        assert "AuthenticationFailed" in str(refused.value), (name, refused.value)

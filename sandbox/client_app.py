@@ -1,0 +1,146 @@
+"""A small real client application for the rig: QUORUM writes and reads over mTLS, the way a
+Python service using ``cassandra-driver`` with an ``ssl_context`` does it.
+
+    python -m sandbox.client_app run --name orders --cert C --key K --ca CA --status FILE
+    python -m sandbox.client_app health --status FILE     # exit 0 when healthy
+
+On SIGHUP it reloads its certificate files and moves every connection to them: a new driver
+session is built on a fresh context and the old one is shut down after the switch (a reload
+alone never moves connections that are already open). Its counters (``ok``, ``failed``, the
+fingerprint of the certificate it loaded, ``reloads``) are written atomically to ``--status``
+every second; ``health`` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+import time
+from pathlib import Path
+
+from _utils.certdeploy_core import cql
+
+STALE_AFTER = 5.0  # seconds without a successful request = unhealthy
+
+
+def _context(ca: str, cert: str, key: str) -> tuple[ssl.SSLContext, str]:
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, key)
+    pem = Path(cert).read_text()
+    first = pem[: pem.index("-----END CERTIFICATE-----") + 25]
+    der = ssl.PEM_cert_to_DER_cert(first)
+    return ctx, hashlib.sha256(der).hexdigest()
+
+
+class App:
+    def __init__(self, args):
+        self.args = args
+        self.status = {"name": args.name, "pid": os.getpid(), "ok": 0, "failed": 0}
+        self.status.update(reloads=0, last_error=None, last_ok=None, fingerprint=None)
+        self.reload_wanted = threading.Event()
+        self.stop = threading.Event()
+        self.session = self.driver = None
+
+    def connect(self):
+        from cassandra import ConsistencyLevel
+
+        ctx, fingerprint = _context(self.args.ca, self.args.cert, self.args.key)
+        driver = cql.cluster(
+            self.args.contact.split(","),
+            ctx,
+            consistency=ConsistencyLevel.QUORUM,
+            request_timeout=10,
+        )
+        session = driver.connect()
+        session.execute(
+            "CREATE KEYSPACE IF NOT EXISTS apps WITH replication = "
+            "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
+        )
+        session.execute("CREATE TABLE IF NOT EXISTS apps.kv (k text PRIMARY KEY, v text)")
+        old = self.driver
+        self.driver, self.session = driver, session
+        self.status["fingerprint"] = fingerprint
+        if old is not None:  # switch first, then close: no request is left without a session
+            old.shutdown()
+
+    def write_status(self):
+        path = Path(self.args.status)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.status, "written": time.time()}))
+        os.replace(tmp, path)
+
+    def run(self):
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_wanted.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        self.connect()
+        interval, i, last_status = 1.0 / self.args.rate, 0, 0.0
+        while not self.stop.is_set():
+            if self.reload_wanted.is_set():
+                self.reload_wanted.clear()
+                try:
+                    self.connect()
+                    self.status["reloads"] += 1
+                except Exception as exc:  # noqa: BLE001 - keep serving on the old session
+                    self.status["last_error"] = f"reload: {type(exc).__name__}: {exc}"[:300]
+            key = f"{self.args.name}-{i % 100}"
+            try:
+                if i % 2 == 0:
+                    self.session.execute("INSERT INTO apps.kv (k, v) VALUES (%s, %s)", (key, "v"))
+                else:
+                    self.session.execute("SELECT v FROM apps.kv WHERE k = %s", (key,))
+                self.status["ok"] += 1
+                self.status["last_ok"] = time.time()
+            except Exception as exc:  # noqa: BLE001 - every failure is counted
+                self.status["failed"] += 1
+                self.status["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            i += 1
+            if time.monotonic() - last_status >= 1.0:
+                self.write_status()
+                last_status = time.monotonic()
+            time.sleep(interval)
+        self.write_status()
+        self.driver.shutdown()
+
+
+def healthy(status_file: str) -> tuple[bool, str]:
+    try:
+        status = json.loads(Path(status_file).read_text())
+    except (OSError, ValueError) as exc:
+        return False, f"no status in {status_file}: {exc}"
+    age = time.time() - (status.get("last_ok") or 0)
+    if age > STALE_AFTER:
+        return False, f"no successful request for {age:.0f}s: {status.get('last_error')}"
+    return True, f"ok={status['ok']} failed={status['failed']} reloads={status['reloads']}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.client_app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--name", required=True)
+    run.add_argument("--cert", required=True)
+    run.add_argument("--key", required=True)
+    run.add_argument("--ca", required=True)
+    run.add_argument("--status", required=True)
+    run.add_argument("--contact", default="127.0.0.1,127.0.0.2,127.0.0.3")
+    run.add_argument("--rate", type=float, default=20.0)
+    health = sub.add_parser("health")
+    health.add_argument("--status", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "health":
+        ok, message = healthy(args.status)
+        print(message)
+        return 0 if ok else 1
+    App(args).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
