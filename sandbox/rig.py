@@ -287,8 +287,10 @@ class Rig:
     def _restart_with(self, authenticator, log) -> None:
         """Stop every node, rewrite its yaml with ``authenticator``, start them again."""
         t0 = time.monotonic()
-        for node in self.all_nodes():
-            node.stop()
+        stopping = [node.signal_stop() for node in self.all_nodes()]  # drain all at once
+        for pid in stopping:
+            if pid:
+                Node.wait_stopped(pid)
         for node in self.all_nodes():
             node.write_config(self.tls_sections(node), authenticator)
             node.start()

@@ -16,6 +16,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from . import cassandra_yaml as cyaml
 from . import errors, material, probe, ring
 from . import verify as verifier
+from .cassandra_target import load as load  # the profile's target (addresses, stores, control)
 from .poll import poll
 
 METHODS = ("auto", "reload", "restart")

@@ -4,6 +4,9 @@ new kind of target is one new module here plus its pillar documentation:
 
 ``DEFAULTS`` and ``REQUIRED``
     pillar keys of ``certdeploy:targets:<name>`` (defaults; the keys that must be given)
+``load(name, profile, data, node, bad)``
+    the target object from merged pillar: its ``names()`` (what the leaf must cover),
+    ``managed_files()`` (what is backed up and restored), stores, owner and mode
 ``METHODS``, ``resolve_method(method, restart_required)``
     the activation methods and how ``auto`` chooses
 ``configure(target, test)``
@@ -29,6 +32,7 @@ PROFILES = {"cassandra": cassandra}
 HOOKS = (
     "DEFAULTS",
     "REQUIRED",
+    "load",
     "METHODS",
     "resolve_method",
     "configure",

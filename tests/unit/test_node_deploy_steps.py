@@ -30,6 +30,7 @@ class FakeProfile:
         return types.SimpleNamespace(
             DEFAULTS=cassandra.DEFAULTS,
             REQUIRED=cassandra.REQUIRED,
+            load=cassandra.load,
             METHODS=cassandra.METHODS,
             resolve_method=cassandra.resolve_method,
             configure=lambda target, test=False: {"changes": [], "restart_required": False},

@@ -1,0 +1,185 @@
+"""The ``cassandra`` profile's target: a Cassandra node's addresses, ports, stores, files and
+service control, built from ``certdeploy:targets:<name>`` once the generic loader
+(:func:`target.load_target`) has merged the profile's defaults and checked its required keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+
+from . import files as certdeploy_files
+from .pem import STORE_TYPES
+
+PEM_FACTORY = "org.apache.cassandra.security.PEMBasedSslContextFactory"
+
+
+@dataclass(frozen=True)
+class Control:
+    """How to stop/start the service and reach nodetool. Argv lists, or a service name."""
+
+    start: tuple[str, ...] | None = None
+    stop: tuple[str, ...] | None = None
+    service: str = "cassandra"
+    nodetool: tuple[str, ...] = ()
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    profile: str
+    node: str
+    listen_address: str
+    rpc_address: str
+    hostname: str
+    dc: str | None
+    rack: str | None
+    config_file: str
+    client_port: int
+    internode_port: int
+    jmx_port: int
+    store_type: str
+    keystore: str
+    truststore: str
+    owner: str
+    group: str
+    mode: int
+    client_auth: bool
+    backup_dir: str
+    backup_keep: int
+    min_days_remaining: int
+    verify_timeout: float
+    start_timeout: float
+    drain_grace: float  # seconds between disablebinary and drain, for clients to move away
+    control: Control
+    verify_client: dict  # optional {"cert": path, "key": path}: the identity CQL checks use
+    encryption_options: dict  # extra yaml keys to enforce: {"server": {...}, "client": {...}}
+    # Game-day drill: "activate" or "verify" fails *after* really running, so operators can
+    # rehearse the automatic rollback (which is entirely real) on a chosen node.
+    drill_fail_step: str | None
+    keystore_password: str | None = field(default=None, repr=False)
+    truststore_password: str | None = field(default=None, repr=False)
+
+    def names(self) -> dict:
+        """Addresses and names the leaf's SANs must cover."""
+        ips, dns = [], []
+        for value in dict.fromkeys((self.listen_address, self.rpc_address, self.hostname)):
+            try:
+                ips.append(str(ipaddress.ip_address(value)))
+            except ValueError:
+                dns.append(value)
+        return {"ips": ips, "dns": dns}
+
+    def managed_files(self) -> dict:
+        return {
+            "keystore": self.keystore,
+            "truststore": self.truststore,
+            "config": self.config_file,
+        }
+
+    def desired_yaml(self) -> dict:
+        """The encryption keys of cassandra.yaml that must match pillar."""
+        common = {"keystore": self.keystore, "truststore": self.truststore}
+        if self.store_type == "pem":
+            common["ssl_context_factory"] = {"class_name": PEM_FACTORY}
+        else:
+            common.update(
+                keystore_password=self.keystore_password,
+                truststore_password=self.truststore_password,
+                store_type="PKCS12",
+            )
+        extra = self.encryption_options
+        return {
+            "server_encryption_options": {**common, **extra.get("server", {})},
+            "client_encryption_options": {
+                **common,
+                "enabled": True,
+                "require_client_auth": self.client_auth,
+                **extra.get("client", {}),
+            },
+        }
+
+    def public(self) -> dict:
+        """Everything but the passwords, for returns and events."""
+        data = asdict(self)
+        data.pop("keystore_password")
+        data.pop("truststore_password")
+        data["mode"] = f"{self.mode:04o}"
+        return data
+
+
+def load(name: str, profile: str, data: dict, node: str, bad) -> Target:
+    """A :class:`Target` from merged pillar ``data``; ``bad(key, problem, fix)`` builds the
+    error that names this minion, the pillar key and the fix."""
+    for key in ("config_file", "keystore", "truststore", "backup_dir"):
+        certdeploy_files.safe_path(data[key], f"certdeploy:targets:{name}:{key}", node)
+    if data["store_type"] not in STORE_TYPES:
+        raise bad("store_type", f"{data['store_type']!r} is not supported", "use pkcs12 or pem")
+    if data["store_type"] == "pkcs12":
+        for key in ("keystore_password", "truststore_password"):
+            if not data.get(key):
+                raise bad(key, "empty (a PKCS12 store needs one)", "set the store's password")
+    try:
+        mode = int(str(data["mode"]), 8)
+    except ValueError:
+        raise bad("mode", f"{data['mode']!r} is not octal", "use e.g. '0600'") from None
+    if mode & 0o077:
+        raise bad("mode", f"{data['mode']} lets others read a private key", "use '0600'")
+    control = data.get("control") or {}
+    nodetool = control.get("nodetool") or [
+        "nodetool",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(data["jmx_port"]),
+    ]
+    verify_client = data.get("verify_client") or {}
+    for key in ("cert", "key"):
+        if verify_client.get(key):
+            certdeploy_files.safe_path(verify_client[key], f"verify_client:{key}", node)
+    return Target(
+        name=name,
+        profile=profile,
+        node=node,
+        listen_address=data["listen_address"],
+        rpc_address=data.get("rpc_address") or data["listen_address"],
+        hostname=data.get("hostname") or node,
+        dc=data.get("dc"),
+        rack=data.get("rack"),
+        config_file=data["config_file"],
+        client_port=int(data["client_port"]),
+        internode_port=int(data["internode_port"]),
+        jmx_port=int(data["jmx_port"]),
+        store_type=data["store_type"],
+        keystore=data["keystore"],
+        truststore=data["truststore"],
+        owner=data["owner"],
+        group=data["group"],
+        mode=mode,
+        client_auth=bool(data["client_auth"]),
+        backup_dir=data["backup_dir"],
+        backup_keep=int(data["backup_keep"]),
+        min_days_remaining=int(data["min_days_remaining"]),
+        verify_timeout=float(data["verify_timeout"]),
+        start_timeout=float(data["start_timeout"]),
+        drain_grace=float(data["drain_grace"]),
+        control=Control(
+            start=tuple(control["start"]) if control.get("start") else None,
+            stop=tuple(control["stop"]) if control.get("stop") else None,
+            service=control.get("service", "cassandra"),
+            nodetool=tuple(str(a) for a in nodetool),
+            cwd=control.get("cwd"),
+        ),
+        verify_client=verify_client,
+        encryption_options=data.get("encryption_options") or {},
+        drill_fail_step=_drill(data.get("drill_fail_step"), bad),
+        keystore_password=data.get("keystore_password"),
+        truststore_password=data.get("truststore_password"),
+    )
+
+
+def _drill(value, bad):
+    if value not in (None, "", "activate", "verify"):
+        raise bad("drill_fail_step", f"{value!r} is not a drillable step", "use activate or verify")
+    return value or None
