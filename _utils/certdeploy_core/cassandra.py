@@ -9,6 +9,7 @@ or a drain and restart when the yaml changed. Proof: the node serves the new cer
 
 from __future__ import annotations
 
+import os
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -20,6 +21,7 @@ from .cassandra_target import load as load  # the profile's target (addresses, s
 from .poll import poll
 
 METHODS = ("auto", "reload", "restart")
+TRUST_CHANGE_RESTARTS = False  # reloadssl reloads the truststore too
 StepFailed = errors.StepFailed
 
 # Pillar defaults of a cassandra target; anything not listed here and not given is an error.
@@ -55,7 +57,12 @@ def configure(target, *, test=False) -> dict:
     return cyaml.apply(target.config_file, target.desired_yaml(), node=target.node, test=test)
 
 
-def resolve_method(method: str, restart_required: bool) -> str:
+def validation(target) -> dict:
+    """What the leaf must carry: the node's addresses and names, serverAuth and clientAuth."""
+    return {"names": target.names()}
+
+
+def resolve_method(method: str, restart_required: bool, target=None) -> str:
     if method not in METHODS:
         raise SaltInvocationError(f"method={method!r} is not one of {METHODS}")
     if method == "auto":
@@ -154,3 +161,33 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None) 
     return verifier.verify(
         target, host, expected, ring_rows=ring_rows, known=known, method=method, timeout=timeout
     )
+
+
+def served(target) -> dict:
+    """The certificate served on the client and internode ports, to new connections."""
+    ctx = material.probe_context(target) if os.path.exists(target.keystore) else None
+    result = {}
+    for label, address, port in (
+        ("client", target.rpc_address, target.client_port),
+        ("internode", target.listen_address, target.internode_port),
+    ):
+        try:
+            result[label] = probe.served_fingerprint(address, port, ctx or probe.client_context())
+        except probe.ProbeError as exc:
+            result[label] = {"error": str(exc)}
+    return result
+
+
+def explain(evidence: dict) -> str:
+    """One line on why a verification failed."""
+    if evidence.get("deterministic"):
+        return f"{evidence['deterministic']} (seen in {verifier.CONFIRM} rounds in a row)"
+    parts = []
+    for label in ("client", "internode"):
+        e = evidence[label]
+        if not e["matched"]:
+            parts.append(f"{label} port serves {e['served'] or e['error']}")
+    for label in ("cql", "ring"):
+        if not evidence[label]["ok"]:
+            parts.append(f"{label}: {evidence[label].get('error')}")
+    return "; ".join(parts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -23,6 +24,11 @@ from . import bundle as cb
 from . import chain
 
 MIN_RSA_BITS = 2048
+EKU_OIDS = {
+    "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
+}
+NODE_EKU = ("serverAuth", "clientAuth")
 ALLOWED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
 
 
@@ -34,7 +40,9 @@ def validate(
     bundle: cb.Bundle,
     *,
     node: str,
-    names: dict,
+    names: dict | None = None,
+    identity: str | None = None,
+    eku: tuple[str, ...] = NODE_EKU,
     trust_anchors: list[x509.Certificate] | None = None,
     min_days_remaining: int = 30,
     now: dt.datetime | None = None,
@@ -42,11 +50,18 @@ def validate(
     skip_cross_trust: bool = False,
 ) -> list[dict]:
     """Run every check; one finding each, in a fixed order. ``trust_anchors`` (default: the
-    bundle's own trust) is what the chain must verify to."""
+    bundle's own trust) is what the chain must verify to.
+
+    A node's leaf must cover ``names`` (its addresses and hostnames) and carry both EKUs; a
+    client application's leaf carries the URI SAN ``identity`` names instead (a template with
+    ``{generation}``, see :func:`identity_match`) and ``eku=("clientAuth",)``."""
     now = cb.as_utc(now)
     trust = list(bundle.trust if trust_anchors is None else trust_anchors)
-    names_finding = _check_names(bundle, names)
-    eku_finding = _check_eku(bundle)
+    if identity is not None:
+        names_finding, names = _check_identity(bundle, identity), {}
+    else:
+        names_finding = _check_names(bundle, names)
+    eku_finding = _check_eku(bundle, eku)
     # The server verifier runs for each name only once names and EKUs are known good: their
     # own checks explain those failures better than the library's one-line refusal.
     verified_names = _name_list(names) if names_finding["ok"] and eku_finding["ok"] else []
@@ -62,6 +77,41 @@ def validate(
         eku_finding,
         _check_cross_trust(bundle, node, peers, skip_cross_trust, now),
     ]
+
+
+def identity_match(template: str, uri: str) -> str | None:
+    """The generation ``uri`` carries under ``template`` (``spiffe://x/orders/{generation}``),
+    or None when it does not fit. A template without ``{generation}`` must match exactly."""
+    pattern = re.escape(template).replace(r"\{generation\}", r"(?P<generation>[A-Za-z0-9._-]+)")
+    found = re.fullmatch(pattern, uri)
+    if not found:
+        return None
+    return found.groupdict().get("generation") or ""
+
+
+def leaf_identity(cert: x509.Certificate, template: str) -> tuple[str | None, str | None]:
+    """``(uri, generation)`` of the first URI SAN that fits ``template``."""
+    san = cb.extension(cert, x509.SubjectAlternativeName)
+    for uri in san.get_values_for_type(x509.UniformResourceIdentifier) if san else ():
+        generation = identity_match(template, uri)
+        if generation is not None:
+            return uri, generation
+    return None, None
+
+
+def _check_identity(bundle: cb.Bundle, template: str) -> dict:
+    san = cb.extension(bundle.cert, x509.SubjectAlternativeName)
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier) if san else []
+    uri, generation = leaf_identity(bundle.cert, template)
+    if uri is None:
+        return finding(
+            "identity",
+            False,
+            f"certificate {cb.describe(bundle.cert)} carries no URI SAN that fits {template} "
+            f"(its URIs: {', '.join(uris) or 'none'})",
+            f"reissue it with subjectAltName URI:{template.replace('{generation}', '<gen>')}",
+        )
+    return finding("identity", True, f"the SAN carries {uri} (generation {generation!r})")
 
 
 def raise_on_failures(findings: list[dict], node: str) -> None:
@@ -312,19 +362,16 @@ def _check_signature(bundle: cb.Bundle) -> dict:
     return finding("signature", True, "no SHA-1/MD5 signature on the leaf or the chain")
 
 
-def _check_eku(bundle: cb.Bundle) -> dict:
+def _check_eku(bundle: cb.Bundle, wanted: tuple[str, ...] = NODE_EKU) -> dict:
+    purpose = "internode mTLS needs both" if len(wanted) > 1 else "a client presents it"
+    fix = f"reissue it with extendedKeyUsage {', '.join(wanted)} ({purpose})"
     eku = cb.extension(bundle.cert, x509.ExtendedKeyUsage)
-    fix = "reissue it with extendedKeyUsage serverAuth, clientAuth (internode mTLS needs both)"
     if eku is None:
         return finding("eku", False, "the certificate has no extendedKeyUsage extension", fix)
-    wanted = {
-        "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
-        "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
-    }
-    missing = [name for name, oid in wanted.items() if oid not in eku]
+    missing = [name for name in wanted if EKU_OIDS[name] not in eku]
     if missing:
         return finding("eku", False, f"extendedKeyUsage lacks {', '.join(missing)}", fix)
-    return finding("eku", True, "extendedKeyUsage has serverAuth and clientAuth")
+    return finding("eku", True, f"extendedKeyUsage has {' and '.join(wanted)}")
 
 
 def _check_cross_trust(bundle: cb.Bundle, node: str, peers, skip: bool, now) -> dict:

@@ -33,10 +33,16 @@ def connections(hosts, ssl_context, port: int = 9042, timeout: float = 10.0) -> 
     return seen
 
 
+def _matcher(among):
+    if among is None:
+        return lambda role: True
+    return among if callable(among) else (lambda role: role in among)
+
+
 def roles(seen: dict, among=None) -> dict:
     """``{host: {role: connection count}}``, counting only roles in ``among`` when given
-    (for example every generation of one application's roles)."""
-    result = {}
+    (a set, or a predicate: for example every generation of one application's roles)."""
+    result, wanted = {}, _matcher(among)
     for host, rows in seen.items():
         if isinstance(rows, dict):
             result[host] = rows
@@ -44,7 +50,7 @@ def roles(seen: dict, among=None) -> dict:
         counts: dict = {}
         for row in rows:
             role = row.get("username")
-            if among is None or role in among:
+            if wanted(role):
                 counts[role] = counts.get(role, 0) + 1
         result[host] = counts
     return result

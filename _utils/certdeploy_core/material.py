@@ -155,7 +155,7 @@ def _private_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _load_identity(ctx: ssl.SSLContext, target, own=False) -> None:
+def load_identity(ctx: ssl.SSLContext, target, own=False) -> None:
     """Present a client identity: ``verify_client`` files from pillar (unless ``own``), or the
     node's own installed key + chain (it carries clientAuth, which internode mTLS needs)."""
     if target.verify_client.get("cert") and not own:
@@ -173,7 +173,7 @@ def _load_identity(ctx: ssl.SSLContext, target, own=False) -> None:
 def probe_context(target) -> ssl.SSLContext:
     """For reading the served certificate: trusts anything, presents an identity for mTLS."""
     ctx = probe.client_context()
-    _load_identity(ctx, target)
+    load_identity(ctx, target)
     return ctx
 
 
@@ -181,7 +181,7 @@ def cql_context(target) -> ssl.SSLContext:
     """For the CQL check: verifies the node against its own truststore and the address SAN."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=cb.cert_pem(*current_trust(target)))
-    _load_identity(ctx, target)
+    load_identity(ctx, target)
     return ctx
 
 
@@ -192,5 +192,5 @@ def peer_context(target) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.load_verify_locations(cadata=cb.cert_pem(*current_trust(target)))
-    _load_identity(ctx, target, own=True)
+    load_identity(ctx, target, own=True)
     return ctx

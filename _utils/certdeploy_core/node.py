@@ -17,9 +17,8 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import backup as backups
 from . import bundle as cb
-from . import checks, errors, files, material, probe, profiles, timeutil
+from . import checks, errors, files, material, profiles, timeutil
 from . import host as host_mod
-from . import verify as verifier
 
 Host = host_mod.Host  # re-exported: the faces build it
 StepFailed = errors.StepFailed  # a step after the backup failed; ``deploy`` rolls back
@@ -37,7 +36,7 @@ def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, n
     findings = checks.validate(
         bundle,
         node=target.node,
-        names=target.names(),
+        **profiles.get(target).validation(target),
         min_days_remaining=target.min_days_remaining,
         now=now,
         peers=peers,
@@ -108,7 +107,7 @@ def configure(target, *, test=False) -> dict:
 
 
 def resolve_method(target, method: str, restart_required: bool) -> str:
-    return profiles.get(target).resolve_method(method, restart_required)
+    return profiles.get(target).resolve_method(method, restart_required, target)
 
 
 def activate(target, host: Host, *, method="auto", restart_required=False) -> dict:
@@ -250,8 +249,12 @@ def deploy(
         step = "activate"
         host.progress(f"{target.node}: activating")
         t = time.monotonic()
+        restart_required = result["configure"]["restart_required"] or (
+            target.truststore in result["install"]["changed"]
+            and profiles.get(target).TRUST_CHANGE_RESTARTS
+        )
         result["activation"] = activate(
-            target, host, method=method, restart_required=result["configure"]["restart_required"]
+            target, host, method=method, restart_required=restart_required
         )
         timings["activate"] = _since(t)
         _drill(target, "activate")
@@ -268,7 +271,9 @@ def deploy(
         timings["verify"] = _since(t)
         _drill(target, "verify")
         if not result["verification"]["ok"]:
-            raise StepFailed(f"{target.node}: verification failed: {_why(result['verification'])}")
+            raise StepFailed(
+                f"{target.node}: verification failed: {_why(target, result['verification'])}"
+            )
         result["outcome"] = "deployed"
     except (StepFailed, CommandExecutionError, OSError) as exc:
         result["failed_step"], result["error"] = step, str(exc)
@@ -295,18 +300,8 @@ def _drill(target, step: str) -> None:
         raise StepFailed(f"{target.node}: drill: {step} forced to fail (pillar drill_fail_step)")
 
 
-def _why(evidence: dict) -> str:
-    if evidence.get("deterministic"):
-        return f"{evidence['deterministic']} (seen in {verifier.CONFIRM} rounds in a row)"
-    parts = []
-    for label in ("client", "internode"):
-        e = evidence[label]
-        if not e["matched"]:
-            parts.append(f"{label} port serves {e['served'] or e['error']}")
-    for label in ("cql", "ring"):
-        if not evidence[label]["ok"]:
-            parts.append(f"{label}: {evidence[label].get('error')}")
-    return "; ".join(parts)
+def _why(target, evidence: dict) -> str:
+    return profiles.get(target).explain(evidence)
 
 
 # ----------------------------------------------------------------------------- record/status
@@ -351,16 +346,7 @@ def last_record(target, host: Host) -> dict | None:
 
 
 def status(target, host: Host) -> dict:
-    ctx = material.probe_context(target) if os.path.exists(target.keystore) else None
-    served = {}
-    for label, address, port in (
-        ("client", target.rpc_address, target.client_port),
-        ("internode", target.listen_address, target.internode_port),
-    ):
-        try:
-            served[label] = probe.served_fingerprint(address, port, ctx or probe.client_context())
-        except probe.ProbeError as exc:
-            served[label] = {"error": str(exc)}
+    served = profiles.get(target).served(target)
     return {
         "node": target.node,
         "target": target.name,

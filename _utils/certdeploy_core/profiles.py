@@ -26,19 +26,23 @@ from __future__ import annotations
 
 from salt.exceptions import SaltInvocationError
 
-from . import cassandra
+from . import cassandra, client
 
-PROFILES = {"cassandra": cassandra}
+PROFILES = {"cassandra": cassandra, "client": client}
 HOOKS = (
     "DEFAULTS",
     "REQUIRED",
     "load",
     "METHODS",
+    "TRUST_CHANGE_RESTARTS",
+    "validation",
     "resolve_method",
     "configure",
     "activate",
     "verify",
     "is_serving",
+    "served",
+    "explain",
 )
 
 

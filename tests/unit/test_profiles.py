@@ -12,7 +12,7 @@ def test_every_profile_provides_every_hook(name):
     profile = profiles.get(name)
     missing = [hook for hook in profiles.HOOKS if not hasattr(profile, hook)]
     assert missing == [], (name, missing)
-    assert "auto" in profile.METHODS and set(profile.REQUIRED) >= {"node"}
+    assert "auto" in profile.METHODS and set(profile.REQUIRED) >= {"keystore", "truststore"}
     for hook in profiles.HOOKS:
         if hook.islower():
             assert callable(getattr(profile, hook)), (name, hook)

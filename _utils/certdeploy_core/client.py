@@ -1,0 +1,194 @@
+"""The ``client`` target profile: a client application's certificate (see :mod:`.client_target`).
+
+Validation: the leaf carries the target's URI SAN ``identity`` and clientAuth (instead of node
+names); cross-trust is with every node. Activation: ``reload`` (a signal the app handles by
+reloading its files and reconnecting), ``restart``, or ``watch`` (the app polls its files, e.g.
+java-driver's ``keystore-reload-interval``: wait ``watch_seconds``). A truststore change
+always restarts: java-driver never reloads its truststore.
+
+Proof, from the server side (:func:`verify`), all of:
+- a fresh login with the installed files is accepted by every contact point (the node trusts
+  the chain and MutualTlsAuthenticator maps the identity);
+- ``system_views.clients`` on every contact point shows the app's connections only under the
+  role of the new generation (``role`` with the leaf's ``{generation}``), read with
+  ``verify_client`` (an identity that is not the app's, so the reader does not count itself);
+- the app's own ``health`` command exits 0.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import subprocess
+import time
+
+from salt.exceptions import SaltInvocationError
+
+from . import checks, clients, cql, errors, material
+from . import pem as pem_util
+from .client_target import ACTIVATION_METHODS
+from .client_target import load as load  # the profile's target
+from .poll import poll
+
+METHODS = ("auto", *ACTIVATION_METHODS)
+TRUST_CHANGE_RESTARTS = True
+StepFailed = errors.StepFailed
+
+DEFAULTS = {
+    "store_type": "pem",
+    "owner": "root",
+    "group": "root",
+    "mode": "0600",
+    "role": "{generation}",
+    "activate": {},
+    "health": [],
+    "verify_client": {},
+    "verify_timeout": 60,
+    "backup_dir": "/var/lib/certdeploy/backups",
+    "backup_keep": 5,
+    "min_days_remaining": 30,
+    "drill_fail_step": None,
+}
+REQUIRED = ("app", "keystore", "truststore", "identity", "contact_points")
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def validation(target) -> dict:
+    return {"identity": target.identity, "eku": ("clientAuth",)}
+
+
+def resolve_method(method: str, restart_required: bool, target=None) -> str:
+    if method not in METHODS:
+        raise SaltInvocationError(f"method={method!r} is not one of {METHODS}")
+    if restart_required:
+        return "restart"
+    return (target.method if target else "restart") if method == "auto" else method
+
+
+def configure(target, *, test=False) -> dict:
+    """Nothing to configure: the app keeps reading the paths it always read."""
+    return {"changes": [], "restart_required": False}
+
+
+def activate(target, host, *, method="auto", restart_required=False) -> dict:
+    chosen = resolve_method(method, restart_required, target)
+    started = time.monotonic()
+    if chosen == "watch":
+        time.sleep(target.watch_seconds)  # the app notices the new files itself
+        return {"method": chosen, "seconds": _since(started), "steps": [{"step": "watch"}]}
+    argv = target.reload if chosen == "reload" else target.restart
+    if not argv:
+        raise StepFailed(f"{target.node}: {target.name}: no activate:{chosen} argv in pillar")
+    res = host.run(list(argv), target.cwd, 120)
+    if res["retcode"] != 0:
+        detail = (res.get("stderr") or res.get("stdout") or "")[-300:]
+        raise StepFailed(
+            f"{target.node}: {target.name}: {chosen} exited {res['retcode']}: {detail}"
+        )
+    step = {"step": chosen, "retcode": 0}
+    return {"method": chosen, "seconds": _since(started), "steps": [step]}
+
+
+def _trust_context(target) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False  # node certificates name nodes, not the contact point strings
+    ctx.load_verify_locations(cadata=pem_util.cert_pem(*material.current_trust(target)))
+    return ctx
+
+
+def _reader_context(target) -> ssl.SSLContext:
+    ctx = _trust_context(target)
+    ctx.load_cert_chain(target.verify_client["cert"], target.verify_client.get("key"))
+    return ctx
+
+
+def _app_context(target) -> ssl.SSLContext:
+    ctx = _trust_context(target)
+    material.load_identity(ctx, target, own=True)  # the installed files, through a 0600 temp
+    return ctx
+
+
+def _role_pattern(target) -> re.Pattern:
+    return re.compile(re.escape(target.role).replace(r"\{generation\}", r"[A-Za-z0-9._-]+"))
+
+
+def _logins(target) -> dict:
+    ctx, seen = _app_context(target), {}
+    for host, port in target.contact_points:
+        try:
+            cql.query([host], ctx, "SELECT release_version FROM system.local", 10, port=port)
+            seen[host] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
+            seen[host] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
+    return seen
+
+
+def _health(target, host) -> dict:
+    if not target.health:
+        return {"ok": True, "skipped": "no health command in pillar"}
+    res = host.run(list(target.health), target.cwd, 30)
+    out = (res.get("stdout") or res.get("stderr") or "").strip()[-300:]
+    return {"ok": res["retcode"] == 0, "retcode": res["retcode"], "output": out}
+
+
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+    """The installed files are ``expected``, every node accepts a login with them, and the
+    server sees the app only under the new generation's role (see the module docstring)."""
+    timeout = float(timeout or target.verify_timeout)
+    on_disk = material.on_disk(target)["keystore"] or {}
+    cert = material.open_current_keystore(target)[1]
+    _, generation = checks.leaf_identity(cert, target.identity)
+    role = target.role_for(generation or "")
+    evidence = {"expected": expected, "installed": on_disk.get("fingerprint"), "role": role}
+    evidence.update(deterministic=None, problems=[])
+    if evidence["installed"] != expected:
+        evidence["problems"].append(f"the installed keystore is {evidence['installed']}")
+    evidence["login"] = _logins(target)
+    refused = {h: e["error"] for h, e in evidence["login"].items() if not e["ok"]}
+    if refused:
+        evidence["deterministic"] = f"a node refuses the app's login with the new files: {refused}"
+        evidence["problems"].append(evidence["deterministic"])
+    if not evidence["problems"]:
+        pattern = _role_pattern(target)
+
+        def seen():
+            return clients.connections(target.hosts(), _reader_context(target))
+
+        def moved(value):
+            ok, _ = clients.only_under(value, role, pattern.fullmatch)
+            return ok
+
+        polled = poll(seen, timeout=timeout, done=moved, interval=0.5)
+        ok, problems = clients.only_under(polled.value or {}, role, pattern.fullmatch)
+        evidence["connections"] = clients.roles(polled.value or {}, pattern.fullmatch)
+        evidence["seconds_to_new_role"] = polled.seconds if ok else None
+        evidence["problems"] += problems
+    evidence["health"] = _health(target, host)
+    if not evidence["health"]["ok"]:
+        evidence["problems"].append(f"health check failed: {evidence['health']}")
+    evidence["ok"] = not evidence["problems"]
+    return evidence
+
+
+def is_serving(target) -> bool:
+    if not target.health:
+        return True
+    try:
+        res = subprocess.run(list(target.health), cwd=target.cwd, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0
+
+
+def served(target) -> dict:
+    """What ``status`` shows: the identity the installed leaf carries."""
+    cert = material.open_current_keystore(target)[1]
+    uri, generation = checks.leaf_identity(cert, target.identity)
+    return {"identity": uri, "role": target.role_for(generation or "") if uri else None}
+
+
+def explain(evidence: dict) -> str:
+    return "; ".join(evidence.get("problems") or ["unknown"])

@@ -1,0 +1,163 @@
+"""The ``client`` profile's target: a client application's certificate files, the identity its
+leaf must carry, how it is activated and how the server side proves it moved.
+
+Pillar (``certdeploy:targets:<name>``, documented in ``pillar/certdeploy_client_example.sls``)::
+
+    profile: client
+    app: orders
+    store_type: pem                  # pem: keystore = chain + key in one 0600 file; pkcs12
+    keystore: /etc/orders/tls/client.pem
+    truststore: /etc/orders/tls/ca.pem
+    identity: spiffe://prod/orders/{generation}    # URI SAN of the leaf (clientAuth EKU too)
+    role: orders_{generation}        # the MutualTlsAuthenticator role of that identity
+    contact_points: ['10.0.0.11:9042', ...]
+    activate: {method: reload, reload: [systemctl, kill, -s, HUP, orders], restart: [...]}
+    health: [/usr/local/bin/orders-health]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from . import files as certdeploy_files
+from .pem import STORE_TYPES
+
+ACTIVATION_METHODS = ("reload", "restart", "watch")
+
+
+@dataclass(frozen=True)
+class ClientTarget:
+    name: str
+    profile: str
+    node: str  # the minion the app runs on: names it in errors, records and backups
+    app: str
+    store_type: str
+    keystore: str
+    truststore: str
+    owner: str
+    group: str
+    mode: int
+    identity: str
+    role: str
+    contact_points: tuple[tuple[str, int], ...]
+    method: str  # the default activation: reload | restart | watch
+    reload: tuple[str, ...]
+    restart: tuple[str, ...]
+    watch_seconds: float
+    cwd: str | None
+    health: tuple[str, ...]
+    verify_client: dict  # the identity that reads system_views.clients (not the app's own)
+    verify_timeout: float
+    backup_dir: str
+    backup_keep: int
+    min_days_remaining: int
+    drill_fail_step: str | None
+    keystore_password: str | None = field(default=None, repr=False)
+    truststore_password: str | None = field(default=None, repr=False)
+    config_file: None = None  # nothing to configure: the app reads the files it always read
+
+    def names(self) -> dict:
+        return {}
+
+    def managed_files(self) -> dict:
+        return {"keystore": self.keystore, "truststore": self.truststore}
+
+    def hosts(self) -> list[str]:
+        return [host for host, _ in self.contact_points]
+
+    def role_for(self, generation: str) -> str:
+        return self.role.replace("{generation}", generation)
+
+    def public(self) -> dict:
+        data = asdict(self)
+        data.pop("keystore_password")
+        data.pop("truststore_password")
+        data["mode"] = f"{self.mode:04o}"
+        return data
+
+
+def _argv(value, key, bad) -> tuple[str, ...]:
+    if value in (None, "", []):
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(a, (str, int)) for a in value):
+        raise bad(
+            key, f"{value!r} is not an argv list", "give a list, e.g. [systemctl, restart, app]"
+        )
+    return tuple(str(a) for a in value)
+
+
+def _contact_points(value, bad) -> tuple[tuple[str, int], ...]:
+    points = []
+    for item in value or ():
+        host, _, port = str(item).rpartition(":") if ":" in str(item) else (str(item), "", "9042")
+        try:
+            points.append((host, int(port)))
+        except ValueError:
+            raise bad("contact_points", f"{item!r} has no numeric port", "use host:9042") from None
+    if not points:
+        raise bad("contact_points", "empty", "list the nodes the app connects to (host:port)")
+    return tuple(points)
+
+
+def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
+    for key in ("keystore", "truststore", "backup_dir"):
+        certdeploy_files.safe_path(data[key], f"certdeploy:targets:{name}:{key}", node)
+    if data["store_type"] not in STORE_TYPES:
+        raise bad("store_type", f"{data['store_type']!r} is not supported", "use pkcs12 or pem")
+    if data["store_type"] == "pkcs12":
+        for key in ("keystore_password", "truststore_password"):
+            if not data.get(key):
+                raise bad(key, "empty (a PKCS12 store needs one)", "set the store's password")
+    try:
+        mode = int(str(data["mode"]), 8)
+    except ValueError:
+        raise bad("mode", f"{data['mode']!r} is not octal", "use e.g. '0600'") from None
+    if mode & 0o077:
+        raise bad("mode", f"{data['mode']} lets others read a private key", "use '0600'")
+    activate = data.get("activate") or {}
+    method = activate.get("method", "restart")
+    if method not in ACTIVATION_METHODS:
+        raise bad("activate:method", f"{method!r} is unknown", f"use one of {ACTIVATION_METHODS}")
+    reload, restart = (_argv(activate.get(k), f"activate:{k}", bad) for k in ("reload", "restart"))
+    if not restart:
+        raise bad("activate:restart", "missing", "give the argv that restarts the app")
+    if method == "reload" and not reload:
+        raise bad("activate:reload", "missing for method reload", "give the argv that signals it")
+    if "{generation}" in data["role"] and "{generation}" not in data["identity"]:
+        raise bad("role", "uses {generation} but identity does not", "template both, or neither")
+    verify_client = data.get("verify_client") or {}
+    for key in ("cert", "key"):
+        if verify_client.get(key):
+            certdeploy_files.safe_path(verify_client[key], f"verify_client:{key}", node)
+    drill = data.get("drill_fail_step")
+    if drill not in (None, "", "activate", "verify"):
+        raise bad("drill_fail_step", f"{drill!r} is not a drillable step", "use activate or verify")
+    return ClientTarget(
+        name=name,
+        profile=profile,
+        node=node,
+        app=data["app"],
+        store_type=data["store_type"],
+        keystore=data["keystore"],
+        truststore=data["truststore"],
+        owner=data["owner"],
+        group=data["group"],
+        mode=mode,
+        identity=data["identity"],
+        role=data["role"],
+        contact_points=_contact_points(data["contact_points"], bad),
+        method=method,
+        reload=reload,
+        restart=restart,
+        watch_seconds=float(activate.get("watch_seconds", 40)),
+        cwd=activate.get("cwd"),
+        health=_argv(data.get("health"), "health", bad),
+        verify_client=verify_client,
+        verify_timeout=float(data["verify_timeout"]),
+        backup_dir=data["backup_dir"],
+        backup_keep=int(data["backup_keep"]),
+        min_days_remaining=int(data["min_days_remaining"]),
+        drill_fail_step=drill or None,
+        keystore_password=data.get("keystore_password"),
+        truststore_password=data.get("truststore_password"),
+    )
