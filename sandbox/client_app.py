@@ -3,12 +3,15 @@ Python service using ``cassandra-driver`` with an ``ssl_context`` does it.
 
     python -m sandbox.client_app run --name orders --cert C --key K --ca CA --status FILE
     python -m sandbox.client_app health --status FILE     # exit 0 when healthy
+    python -m sandbox.client_app reload|restart --status FILE   # its reload and restart
 
 On SIGHUP it reloads its certificate files and moves every connection to them: a new driver
 session is built on a fresh context and the old one is shut down after the switch (a reload
 alone never moves connections that are already open). Its counters (``ok``, ``failed``, the
 fingerprint of the certificate it loaded, ``reloads``) are written atomically to ``--status``
-every second; ``health`` reads them.
+every second; ``health`` reads them. ``reload`` sends the running app SIGHUP; ``restart``
+stops it and starts it again, detached, with the arguments it was started with. These are the
+commands a ``client`` target's pillar names (``activate``, ``health``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import signal
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -33,8 +37,9 @@ def _context(ca: str, cert: str, key: str) -> tuple[ssl.SSLContext, str]:
     ctx = ssl.create_default_context(cafile=ca)
     ctx.check_hostname = False
     ctx.load_cert_chain(cert, key)
-    pem = Path(cert).read_text()
-    first = pem[: pem.index("-----END CERTIFICATE-----") + 25]
+    pem = Path(cert).read_text()  # the leaf is the first certificate (a key may come first)
+    begin = pem.index("-----BEGIN CERTIFICATE-----")
+    first = pem[begin : pem.index("-----END CERTIFICATE-----", begin) + 25]
     der = ssl.PEM_cert_to_DER_cert(first)
     return ctx, hashlib.sha256(der).hexdigest()
 
@@ -43,6 +48,7 @@ class App:
     def __init__(self, args):
         self.args = args
         self.status = {"name": args.name, "pid": os.getpid(), "ok": 0, "failed": 0}
+        self.status["argv"] = [a for a in sys.argv[1:]]  # what `restart` starts again
         self.status.update(reloads=0, last_error=None, last_ok=None, fingerprint=None)
         self.reload_wanted = threading.Event()
         self.stop = threading.Event()
@@ -120,6 +126,46 @@ def healthy(status_file: str) -> tuple[bool, str]:
     return True, f"ok={status['ok']} failed={status['failed']} reloads={status['reloads']}"
 
 
+def restart(status_file: str, timeout: float = 60) -> int:
+    """Stop the app (SIGTERM), start it again detached with its own arguments, and wait until
+    the new process has served a request."""
+    status = json.loads(Path(status_file).read_text())
+    try:
+        os.kill(status["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while _alive(status["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = Path(status_file).with_suffix(".log")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.client_app", *status["argv"]],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives the minion's cmd.run
+        )
+    while time.monotonic() < deadline:
+        now = json.loads(Path(status_file).read_text())
+        if now.get("pid") == proc.pid and now.get("ok", 0) > 0:
+            print(f"restarted: pid {proc.pid}")
+            return 0
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    print(f"the app did not come back (see {log})")
+    return 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.client_app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,13 +177,18 @@ def main(argv=None) -> int:
     run.add_argument("--status", required=True)
     run.add_argument("--contact", default="127.0.0.1,127.0.0.2,127.0.0.3")
     run.add_argument("--rate", type=float, default=20.0)
-    health = sub.add_parser("health")
-    health.add_argument("--status", required=True)
+    for name in ("health", "reload", "restart"):
+        sub.add_parser(name).add_argument("--status", required=True)
     args = parser.parse_args(argv)
     if args.command == "health":
         ok, message = healthy(args.status)
         print(message)
         return 0 if ok else 1
+    if args.command == "reload":
+        os.kill(json.loads(Path(args.status).read_text())["pid"], signal.SIGHUP)
+        return 0
+    if args.command == "restart":
+        return restart(args.status)
     App(args).run()
     return 0
 

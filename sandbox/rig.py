@@ -223,12 +223,15 @@ class Rig:
             }
         }
 
-    def set_pillar(self, n: int, extra: dict | None = None, target: dict | None = None) -> None:
-        """Rewrite node ``n``'s pillar: its target (with ``target`` keys overridden) plus
-        ``extra`` top-level certdeploy keys (e.g. ``{"bundle": {...}}``). Minions need
-        ``saltutil.refresh_pillar`` afterwards."""
+    def set_pillar(
+        self, n: int, extra: dict | None = None, target: dict | None = None, targets=None
+    ) -> None:
+        """Rewrite node ``n``'s pillar: its target (with ``target`` keys overridden), more
+        ``targets`` beside it (name -> pillar) and ``extra`` top-level certdeploy keys (e.g.
+        ``{"bundle": {...}}``). Minions need ``saltutil.refresh_pillar`` afterwards."""
         data = self.pillar_for(self.node(n))
         data["certdeploy"]["targets"]["cassandra"].update(target or {})
+        data["certdeploy"]["targets"].update(targets or {})
         data["certdeploy"].update(extra or {})
         salt_rig.write_pillar_file(self.root, self.node(n).name, data)
 

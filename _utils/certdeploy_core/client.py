@@ -111,8 +111,10 @@ def _app_context(target) -> ssl.SSLContext:
     return ctx
 
 
-def _role_pattern(target) -> re.Pattern:
-    return re.compile(re.escape(target.role).replace(r"\{generation\}", r"[A-Za-z0-9._-]+"))
+def app_roles(target):
+    """A predicate: is this ``username`` one of the app's roles (any generation)?"""
+    pattern = re.compile(re.escape(target.role).replace(r"\{generation\}", r"[A-Za-z0-9._-]+"))
+    return lambda role: isinstance(role, str) and pattern.fullmatch(role) is not None
 
 
 def _logins(target) -> dict:
@@ -152,18 +154,18 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None) 
         evidence["deterministic"] = f"a node refuses the app's login with the new files: {refused}"
         evidence["problems"].append(evidence["deterministic"])
     if not evidence["problems"]:
-        pattern = _role_pattern(target)
+        among = app_roles(target)
 
         def seen():
             return clients.connections(target.hosts(), _reader_context(target))
 
         def moved(value):
-            ok, _ = clients.only_under(value, role, pattern.fullmatch)
+            ok, _ = clients.only_under(value, role, among)
             return ok
 
         polled = poll(seen, timeout=timeout, done=moved, interval=0.5)
-        ok, problems = clients.only_under(polled.value or {}, role, pattern.fullmatch)
-        evidence["connections"] = clients.roles(polled.value or {}, pattern.fullmatch)
+        ok, problems = clients.only_under(polled.value or {}, role, among)
+        evidence["connections"] = clients.roles(polled.value or {}, among)
         evidence["seconds_to_new_role"] = polled.seconds if ok else None
         evidence["problems"] += problems
     evidence["health"] = _health(target, host)

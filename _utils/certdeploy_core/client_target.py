@@ -126,6 +126,12 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
     if "{generation}" in data["role"] and "{generation}" not in data["identity"]:
         raise bad("role", "uses {generation} but identity does not", "template both, or neither")
     verify_client = data.get("verify_client") or {}
+    if not verify_client.get("cert"):
+        raise bad(
+            "verify_client",
+            "missing (the identity that reads system_views.clients)",
+            "give verify_client: {cert: ..., key: ...} of a role that is not the app's",
+        )
     for key in ("cert", "key"):
         if verify_client.get(key):
             certdeploy_files.safe_path(verify_client[key], f"verify_client:{key}", node)

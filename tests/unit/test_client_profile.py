@@ -30,6 +30,7 @@ def _pillar(tmp_path, **overrides):
         "contact_points": ["127.0.0.1:9042", "127.0.0.2"],
         "activate": {"method": "reload", "reload": ["kill", "-HUP", "1"], "restart": ["true"]},
         "backup_dir": str(tmp_path / "backups"),
+        "verify_client": {"cert": str(tmp_path / "reader.crt"), "key": str(tmp_path / "r.key")},
         **overrides,
     }
     return {"certdeploy": {"targets": {"orders": target}}}
@@ -64,6 +65,7 @@ def test_pillar_builds_a_client_target(tmp_path):
         ({"mode": "0644"}, r"mode: 0644 lets others read"),
         ({"identity": "spiffe://prod/orders"}, r"role: uses \{generation\} but identity"),
         ({"identity": None}, r"orders:identity: missing"),
+        ({"verify_client": {}}, r"verify_client: missing \(the identity that reads"),
     ],
 )
 def test_bad_pillar_names_the_key_and_the_fix(tmp_path, overrides, message):
@@ -109,6 +111,12 @@ def test_a_wrong_identity_or_no_client_auth_is_refused(
     assert not result["valid"]
     assert not found[check]["ok"] and message in found[check]["message"], found[check]
     assert found[check]["fix"]
+
+
+def test_app_roles_match_every_generation_of_this_app_only(tmp_path):
+    among = client.app_roles(_load(tmp_path))
+    assert among("orders_g1") and among("orders_2027-01")
+    assert not among("orders") and not among("billing_g1") and not among(None)
 
 
 def test_activation_auto_uses_the_pillar_method_and_a_trust_change_restarts(tmp_path):

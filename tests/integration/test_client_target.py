@@ -1,0 +1,207 @@
+"""The ``client`` target profile on the rig: a real Python client application on cass1's host,
+its certificate deployed through ``salt cass1 certdeploy.deploy target=orders``, and proof from
+the server side: every node accepts a login with the installed files, and ``system_views.
+clients`` on every node shows the app only under the new generation's role. Bad leaves are
+refused before any change; a failed verification rolls back and the server sees the app under
+its old role again. Nothing is mocked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from certdeploy_core import clients
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from sandbox import pki
+from sandbox.rig import REPO, write_private
+
+pytestmark = pytest.mark.rig
+APP = "orders"
+IDENTITY = "spiffe://certdeploy-sandbox/orders/{generation}"
+ROLE = "orders_{generation}"
+CLIENT_EKU = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+
+
+class App:
+    """The app's files, process and pillar on cass1."""
+
+    def __init__(self, rig, salt_cli, root: Path):
+        self.rig, self.salt_cli, self.dir = rig, salt_cli, root
+        self.keystore, self.truststore = root / "client.pem", root / "ca.pem"
+        self.status = root / "status.json"
+
+    def generation(self, gen: str, ca=None, uris=None, eku=CLIENT_EKU):
+        identity = IDENTITY.replace("{generation}", gen)
+        self.rig.grant_identity(identity, ROLE.replace("{generation}", gen), superuser=False)
+        issuer = ca or self.rig.issuing_ca()
+        return issuer.issue(f"{APP}-{gen}", uris=(identity,) if uris is None else uris, eku=eku)
+
+    def install_first(self, leaf):
+        write_private(self.keystore, pki.pem_keystore(leaf))
+        write_private(self.truststore, pki.pem_truststore(self.rig.root_ca().cert))
+
+    def control(self, action):
+        return [sys.executable, "-m", "sandbox.client_app", action, "--status", str(self.status)]
+
+    def start(self):
+        args = ["run", "--name", APP, "--cert", str(self.keystore), "--key", str(self.keystore)]
+        args += ["--ca", str(self.truststore), "--status", str(self.status)]
+        subprocess.Popen(
+            [sys.executable, "-m", "sandbox.client_app", *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "app.log", "ab"),  # noqa: SIM115 - the app's own log
+            start_new_session=True,
+        )
+        _wait(lambda: self.read().get("ok", 0) > 0, 60, "the app's first request")
+
+    def read(self) -> dict:
+        return json.loads(self.status.read_text()) if self.status.exists() else {}
+
+    def stop(self):
+        pid = self.read().get("pid")
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def pillar(self, bundle_leaf=None, trust=None, **overrides):
+        owner = self.rig.pillar_for(self.rig.node(1))["certdeploy"]["targets"]["cassandra"]
+        target = {
+            "profile": "client",
+            "app": APP,
+            "keystore": str(self.keystore),
+            "truststore": str(self.truststore),
+            "owner": owner["owner"],
+            "group": owner["group"],
+            "identity": IDENTITY,
+            "role": ROLE,
+            "contact_points": [f"{n.address}:9042" for n in self.rig.all_nodes()],
+            "activate": {
+                "method": "reload",
+                "reload": self.control("reload"),
+                "restart": self.control("restart"),
+                "cwd": str(REPO),
+            },
+            "health": self.control("health"),
+            "verify_client": {"cert": str(self.rig.client_cert), "key": str(self.rig.client_key)},
+            "verify_timeout": 30,
+            "backup_dir": str(self.dir / "backups"),
+            **overrides,
+        }
+        extra = {}
+        if bundle_leaf is not None:
+            anchor = trust or self.rig.root_ca().cert
+            extra["bundles"] = {APP: pki.bundle_dict(bundle_leaf, anchor)}
+        self.rig.set_pillar(1, extra, targets={APP: target})
+        ret = self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="cass1")
+        assert ret.returncode == 0, ret
+
+    def deploy(self, *args):
+        return self.salt_cli.run("certdeploy.deploy", f"target={APP}", *args, minion_tgt="cass1")
+
+    def peers(self) -> str:
+        ret = self.salt_cli.run("certdeploy.peer_info", minion_tgt="cass*")
+        assert ret.returncode == 0, ret
+        return "peers=" + json.dumps([ret.data[m] for m in sorted(ret.data)])
+
+    def files(self) -> dict:
+        paths = (self.keystore, self.truststore)
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+    def only(self, role: str) -> bool:
+        """Every node sees the app, and only under ``role``."""
+        seen = self.seen_roles()
+        return all(set(roles) == {role} for roles in seen.values())
+
+    def seen_roles(self) -> dict:
+        hosts = [n.address for n in self.rig.all_nodes()]
+        seen = clients.connections(hosts, self.rig.cql_context())
+        return clients.roles(seen, lambda role: str(role).startswith(f"{APP}_"))
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def app(rig, salt_cli, synced, tmp_path_factory):
+    the_app = App(rig, salt_cli, tmp_path_factory.mktemp(APP))
+    the_app.dir.chmod(0o700)
+    the_app.install_first(the_app.generation("g1"))
+    the_app.start()
+    yield the_app
+    the_app.stop()
+    rig.set_pillar(1)
+    salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="cass1")
+
+
+def test_1_deploy_by_reload_moves_every_connection_to_the_new_role(app):
+    _wait(lambda: app.only("orders_g1"), 30, "g1 connections on every node")
+    leaf = app.generation("g2")
+    app.pillar(leaf)
+    started = time.monotonic()
+    ret = app.deploy(app.peers())
+    took = time.monotonic() - started
+    result = ret.data
+    assert ret.returncode == 0 and result["outcome"] == "deployed", result
+    evidence = result["verification"]
+    print(
+        f"\n[client] deploy by reload: {took:.1f}s wall; new role on every node "
+        f"{evidence['seconds_to_new_role']}s after activation; {evidence['connections']}"
+    )
+    assert evidence["role"] == "orders_g2" and all(e["ok"] for e in evidence["login"].values())
+    assert set(evidence["connections"]) == {n.address for n in app.rig.all_nodes()}
+    assert app.only("orders_g2")
+    state = app.read()
+    assert state["failed"] == 0 and state["reloads"] == 1, state
+
+
+@pytest.mark.parametrize("case", ["wrong_identity", "no_client_auth", "foreign_ca"])
+def test_2_bad_leaves_are_refused_before_any_change(app, case):
+    if case == "wrong_identity":
+        leaf = app.generation("g3", uris=("spiffe://certdeploy-sandbox/billing/g3",))
+    elif case == "no_client_auth":
+        leaf = app.generation("g3", eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    else:
+        foreign_root = pki.CA.root("foreign root")
+        leaf = app.generation("g3", ca=foreign_root.intermediate("foreign issuing"))
+    app.pillar(leaf, trust=foreign_root.cert if case == "foreign_ca" else None)
+    before, roles_before = app.files(), app.seen_roles()
+    ret = app.deploy(app.peers())
+    assert ret.returncode != 0, ret
+    text = json.dumps(ret.data) if not isinstance(ret.data, str) else ret.data
+    expected = {"wrong_identity": "identity", "no_client_auth": "eku", "foreign_ca": "cross_trust"}
+    assert expected[case] in text, text
+    assert app.files() == before
+    assert {h: set(r) for h, r in app.seen_roles().items()} == {
+        h: set(r) for h, r in roles_before.items()
+    }
+    assert app.read()["failed"] == 0
+
+
+def test_3_failed_verification_rolls_back_and_the_server_sees_the_old_role(app):
+    leaf = app.generation("g4")
+    app.pillar(leaf, drill_fail_step="verify")
+    ret = app.deploy(app.peers())
+    result = ret.data
+    assert ret.returncode != 0 and result["outcome"] == "rolled_back", result
+    back = result["rollback"]["verification"]
+    assert back["ok"] and back["role"] == "orders_g2", back
+    assert app.only("orders_g2")
+    assert app.read()["failed"] == 0
