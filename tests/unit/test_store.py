@@ -24,7 +24,6 @@ from sandbox import pki
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "prod"
-NOW = pki.now()
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -116,11 +115,12 @@ def vdir(root, minion="cass1", version="v0001", cluster=CLUSTER) -> Path:
 
 
 def test_put_versions_latest_read_round_trip(root, bundles, leaves, ca, inter):
-    first = store.put(root, CLUSTER, "cass1", bundles["cass1"], source="renew #1", now=NOW)
+    now = pki.now()  # after the fixtures' CAs began: the store validates at this time
+    first = store.put(root, CLUSTER, "cass1", bundles["cass1"], source="renew #1", now=now)
     leaf = leaves["cass1"]
     assert first == {
         "version": "v0001",
-        "created": iso(NOW),
+        "created": iso(now),
         "fingerprint": leaf.fingerprint,
         "not_after": iso(leaf.cert.not_valid_after_utc),
         "subject": leaf.cert.subject.rfc4514_string(),
@@ -228,7 +228,7 @@ def test_existing_loose_root_is_tightened(root, bundles, umask0):
 
 
 def _expired(ca, inter):
-    leaf = inter.issue_node(1, key_type="ec256", not_before=NOW - dt.timedelta(days=400))
+    leaf = inter.issue_node(1, key_type="ec256", not_before=pki.now() - dt.timedelta(days=400))
     return pki.bundle_dict(leaf, ca.cert)
 
 
