@@ -6,10 +6,9 @@ service control, built from ``certdeploy:targets:<name>`` once the generic loade
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from . import files as certdeploy_files
-from .pem import STORE_TYPES
+from . import pillar_checks
 
 PEM_FACTORY = "org.apache.cassandra.security.PEMBasedSslContextFactory"
 
@@ -102,30 +101,14 @@ class Target:
 
     def public(self) -> dict:
         """Everything but the passwords, for returns and events."""
-        data = asdict(self)
-        data.pop("keystore_password")
-        data.pop("truststore_password")
-        data["mode"] = f"{self.mode:04o}"
-        return data
+        return pillar_checks.public(self)
 
 
 def load(name: str, profile: str, data: dict, node: str, bad) -> Target:
     """A :class:`Target` from merged pillar ``data``; ``bad(key, problem, fix)`` builds the
     error that names this minion, the pillar key and the fix."""
-    for key in ("config_file", "keystore", "truststore", "backup_dir"):
-        certdeploy_files.safe_path(data[key], f"certdeploy:targets:{name}:{key}", node)
-    if data["store_type"] not in STORE_TYPES:
-        raise bad("store_type", f"{data['store_type']!r} is not supported", "use pkcs12 or pem")
-    if data["store_type"] == "pkcs12":
-        for key in ("keystore_password", "truststore_password"):
-            if not data.get(key):
-                raise bad(key, "empty (a PKCS12 store needs one)", "set the store's password")
-    try:
-        mode = int(str(data["mode"]), 8)
-    except ValueError:
-        raise bad("mode", f"{data['mode']!r} is not octal", "use e.g. '0600'") from None
-    if mode & 0o077:
-        raise bad("mode", f"{data['mode']} lets others read a private key", "use '0600'")
+    paths = ("config_file", "keystore", "truststore", "backup_dir")
+    mode = pillar_checks.stores_and_mode(name, data, node, bad, paths)
     control = data.get("control") or {}
     nodetool = control.get("nodetool") or [
         "nodetool",
@@ -134,10 +117,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> Target:
         "-p",
         str(data["jmx_port"]),
     ]
-    verify_client = data.get("verify_client") or {}
-    for key in ("cert", "key"):
-        if verify_client.get(key):
-            certdeploy_files.safe_path(verify_client[key], f"verify_client:{key}", node)
+    verify_client = pillar_checks.verify_client(data, node)
     return Target(
         name=name,
         profile=profile,
@@ -173,13 +153,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> Target:
         ),
         verify_client=verify_client,
         encryption_options=data.get("encryption_options") or {},
-        drill_fail_step=_drill(data.get("drill_fail_step"), bad),
+        drill_fail_step=pillar_checks.drill(data.get("drill_fail_step"), bad),
         keystore_password=data.get("keystore_password"),
         truststore_password=data.get("truststore_password"),
     )
-
-
-def _drill(value, bad):
-    if value not in (None, "", "activate", "verify"):
-        raise bad("drill_fail_step", f"{value!r} is not a drillable step", "use activate or verify")
-    return value or None

@@ -17,10 +17,9 @@ Pillar (``certdeploy:targets:<name>``, documented in ``pillar/certdeploy_client_
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from . import files as certdeploy_files
-from .pem import STORE_TYPES
+from . import pillar_checks
 
 ACTIVATION_METHODS = ("reload", "restart", "watch")
 
@@ -69,11 +68,8 @@ class ClientTarget:
         return self.role.replace("{generation}", generation)
 
     def public(self) -> dict:
-        data = asdict(self)
-        data.pop("keystore_password")
-        data.pop("truststore_password")
-        data["mode"] = f"{self.mode:04o}"
-        return data
+        """Everything but the passwords, for returns and events."""
+        return pillar_checks.public(self)
 
 
 def _argv(value, key, bad) -> tuple[str, ...]:
@@ -100,20 +96,8 @@ def _contact_points(value, bad) -> tuple[tuple[str, int], ...]:
 
 
 def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
-    for key in ("keystore", "truststore", "backup_dir"):
-        certdeploy_files.safe_path(data[key], f"certdeploy:targets:{name}:{key}", node)
-    if data["store_type"] not in STORE_TYPES:
-        raise bad("store_type", f"{data['store_type']!r} is not supported", "use pkcs12 or pem")
-    if data["store_type"] == "pkcs12":
-        for key in ("keystore_password", "truststore_password"):
-            if not data.get(key):
-                raise bad(key, "empty (a PKCS12 store needs one)", "set the store's password")
-    try:
-        mode = int(str(data["mode"]), 8)
-    except ValueError:
-        raise bad("mode", f"{data['mode']!r} is not octal", "use e.g. '0600'") from None
-    if mode & 0o077:
-        raise bad("mode", f"{data['mode']} lets others read a private key", "use '0600'")
+    paths = ("keystore", "truststore", "backup_dir")
+    mode = pillar_checks.stores_and_mode(name, data, node, bad, paths)
     activate = data.get("activate") or {}
     method = activate.get("method", "restart")
     if method not in ACTIVATION_METHODS:
@@ -125,19 +109,13 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
         raise bad("activate:reload", "missing for method reload", "give the argv that signals it")
     if "{generation}" in data["role"] and "{generation}" not in data["identity"]:
         raise bad("role", "uses {generation} but identity does not", "template both, or neither")
-    verify_client = data.get("verify_client") or {}
+    verify_client = pillar_checks.verify_client(data, node)
     if not verify_client.get("cert"):
         raise bad(
             "verify_client",
             "missing (the identity that reads system_views.clients)",
             "give verify_client: {cert: ..., key: ...} of a role that is not the app's",
         )
-    for key in ("cert", "key"):
-        if verify_client.get(key):
-            certdeploy_files.safe_path(verify_client[key], f"verify_client:{key}", node)
-    drill = data.get("drill_fail_step")
-    if drill not in (None, "", "activate", "verify"):
-        raise bad("drill_fail_step", f"{drill!r} is not a drillable step", "use activate or verify")
     return ClientTarget(
         name=name,
         profile=profile,
@@ -163,7 +141,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
         backup_dir=data["backup_dir"],
         backup_keep=int(data["backup_keep"]),
         min_days_remaining=int(data["min_days_remaining"]),
-        drill_fail_step=drill or None,
+        drill_fail_step=pillar_checks.drill(data.get("drill_fail_step"), bad),
         keystore_password=data.get("keystore_password"),
         truststore_password=data.get("truststore_password"),
     )
