@@ -23,7 +23,6 @@ try:
     from certdeploy_core import cassandra as certdeploy_cassandra
     from certdeploy_core import compliance as certdeploy_compliance
     from certdeploy_core import gate as certdeploy_gate
-    from certdeploy_core import health_check as certdeploy_health_check
     from certdeploy_core import material as certdeploy_material
     from certdeploy_core import node as certdeploy_node
     from certdeploy_core import target as certdeploy_target
@@ -417,11 +416,8 @@ def health(target="cassandra", warn_days=30, timeout=3):
     """
     tgt = _target(target)
     record = certdeploy_node.last_record(tgt, _host()) or {}
-    result = certdeploy_health_check.node_health(
-        tgt,
-        expected=record.get("expected_fingerprint"),
-        warn_days=float(warn_days),
-        timeout=float(timeout),
+    result = certdeploy_node.health(
+        tgt, record.get("expected_fingerprint"), warn_days=float(warn_days), timeout=float(timeout)
     )
     pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
     return {

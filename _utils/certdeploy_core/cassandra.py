@@ -15,7 +15,7 @@ import time
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import cassandra_yaml as cyaml
-from . import errors, material, probe, ring
+from . import errors, health_check, material, probe, ring
 from . import verify as verifier
 from .cassandra_target import load as load  # the profile's target (addresses, stores, control)
 from .poll import poll
@@ -191,3 +191,8 @@ def explain(evidence: dict) -> str:
         if not evidence[label]["ok"]:
             parts.append(f"{label}: {evidence[label].get('error')}")
     return "; ".join(parts)
+
+
+def health(target, *, expected=None, warn_days=30.0, timeout=3.0) -> dict:
+    """Both ports serve ``expected`` (the beacon's question), and days to expiry."""
+    return health_check.node_health(target, expected=expected, warn_days=warn_days, timeout=timeout)

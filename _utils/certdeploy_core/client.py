@@ -24,7 +24,7 @@ import time
 
 from salt.exceptions import SaltInvocationError
 
-from . import checks, clients, cql, errors, material
+from . import checks, clients, cql, errors, health_check, material
 from . import pem as pem_util
 from .client_target import ACTIVATION_METHODS
 from .client_target import load as load  # the profile's target
@@ -194,3 +194,25 @@ def served(target) -> dict:
 
 def explain(evidence: dict) -> str:
     return "; ".join(evidence.get("problems") or ["unknown"])
+
+
+def health(target, *, expected=None, warn_days=30.0, timeout=3.0) -> dict:
+    """The beacon's question for an app: are the installed files what certdeploy deployed,
+    does the app answer its health check, and for how long is the leaf valid?"""
+    keystore = material.on_disk(target).get("keystore") or {}
+    installed = keystore.get("fingerprint")
+    expected = expected or installed
+    serving = is_serving(target)
+    not_after = keystore.get("not_after")
+    left = round(health_check.days_left(not_after), 3) if not_after else None
+    return {
+        "node": target.node,
+        "target": target.name,
+        "expected": expected,
+        "served": {"installed": installed, **served(target)},
+        "match": expected is not None and serving and installed == expected,
+        "serving": serving,
+        "not_after": not_after,
+        "days_left": left,
+        "expiring": left is not None and left < warn_days,
+    }

@@ -122,6 +122,13 @@ def verify(target, host: Host, expected: str, *, known=(), method=None, timeout=
     )
 
 
+def health(target, expected, *, warn_days=30.0, timeout=3.0) -> dict:
+    """Serving what certdeploy last deployed (``expected``), and for how long is it valid?"""
+    return profiles.get(target).health(
+        target, expected=expected, warn_days=warn_days, timeout=timeout
+    )
+
+
 def _serving(target) -> bool:
     return profiles.get(target).is_serving(target)
 

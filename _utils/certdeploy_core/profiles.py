@@ -43,6 +43,7 @@ HOOKS = (
     "is_serving",
     "served",
     "explain",
+    "health",
 )
 
 

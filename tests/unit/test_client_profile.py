@@ -127,3 +127,17 @@ def test_activation_auto_uses_the_pillar_method_and_a_trust_change_restarts(tmp_
     assert client.TRUST_CHANGE_RESTARTS
     with pytest.raises(SaltInvocationError, match="method='drain'"):
         client.resolve_method("drain", False, target)
+
+
+def test_health_is_the_installed_leaf_the_app_answering_and_the_days_left(tmp_path, root, ca):
+    leaf = ca.issue("orders", uris=("spiffe://prod/orders/g2",), eku=CLIENT_EKU)
+    target = _load(tmp_path, health=["true"])
+    (tmp_path / "client.pem").write_bytes(pki.pem_keystore(leaf))
+    (tmp_path / "ca.pem").write_bytes(pki.pem_truststore(root.cert))
+    good = client.health(target, expected=leaf.fingerprint)
+    assert good["match"] and good["serving"] and good["days_left"] > 300
+    assert good["served"]["role"] == "orders_g2"
+    down = client.health(_load(tmp_path, health=["false"]), expected=leaf.fingerprint)
+    assert not down["match"] and not down["serving"]
+    drifted = client.health(target, expected="0" * 64)
+    assert not drifted["match"] and drifted["serving"]

@@ -37,6 +37,7 @@ class FakeProfile:
             resolve_method=cassandra.resolve_method,
             served=lambda target: {},
             explain=cassandra.explain,
+            health=cassandra.health,
             configure=lambda target, test=False: {"changes": [], "restart_required": False},
             activate=self.activate,
             verify=self.verify,
