@@ -107,13 +107,17 @@ def rollout(
     settle=10,
     health_keyspace="certdeploy_health",
     not_before=None,
+    max_parallel=10,
+    nodes=None,
+    nodes_target="cassandra",
 ):
     """
-    Roll the pillar bundles out to the targeted Cassandra nodes: plan (topology-aware batches,
-    canaries first), pre-flight (all answer, ring all UN, lock free, every bundle valid,
-    cross-trust for the whole plan), then per batch ``certdeploy.deploy`` and a health gate
-    checked from another node. On failure: ``rollback_node`` (stop; the node is already rolled
-    back), ``rollback_all`` (also roll back the nodes done, in reverse) or ``halt`` (stop,
+    Roll the pillar bundles out to the targeted Cassandra nodes (or ``client`` targets):
+    plan (topology-aware batches, canaries first), pre-flight (all answer, ring all UN, lock
+    free, every bundle valid, cross-trust for the whole plan), then per batch
+    ``certdeploy.deploy`` and a health gate checked from another node. On failure:
+    ``rollback_node`` (stop; the node is already rolled back), ``rollback_all`` (also roll back
+    the nodes done, in reverse) or ``halt`` (stop,
     resumable). ``test=True`` prints the plan, per-node diff and pre-flight findings and
     changes nothing.
 
@@ -124,9 +128,14 @@ def rollout(
         salt-run certdeploy.rollout 'cass*' test=True
         salt-run certdeploy.rollout 'cass*' method=reload on_failure=rollback_all
         salt-run certdeploy.rollout 'cass*' not_before=2026-12-01T02:00:00Z
+        salt-run certdeploy.rollout 'app*' target=orders nodes='cass*' max_parallel=50
 
     ``not_before`` (ISO time or epoch) queues the rollout instead; the master's scheduler
     starts it then (and inside the cluster's maintenance window, unless ``force``).
+
+    Client targets (profile ``client``) have no quorum to respect: after the canary they go
+    ``max_parallel`` at a time, cross-trust is checked against the nodes ``nodes`` names, and
+    each target's own verification (the server sees it under its new role) replaces the gate.
     """
     opts = certdeploy_rollout.Options(
         target=target,
@@ -139,6 +148,9 @@ def rollout(
         gate_timeout=float(gate_timeout),
         settle=float(settle),
         health_keyspace=health_keyspace,
+        max_parallel=int(max_parallel),
+        nodes=nodes,
+        nodes_target=nodes_target,
     )
     if not_before:
         master = _master()

@@ -31,6 +31,8 @@ class Evidence:
     internode: str | None = None
     cql: bool | None = None
     ring: dict | None = None
+    role: str | None = None  # client targets: the role every node sees the app under
+    connections: dict | None = None  # client targets: {node: {role: connections}}
 
     @classmethod
     def from_verification(cls, verification) -> Evidence | None:
@@ -41,10 +43,16 @@ class Evidence:
             internode=(verification.get("internode") or {}).get("served"),
             cql=(verification.get("cql") or {}).get("ok"),
             ring=(verification.get("ring") or {}).get("nodes"),
+            role=verification.get("role"),
+            connections=verification.get("connections"),
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("role", "connections"):  # a node's evidence keeps its own four keys
+            if data[key] is None:
+                data.pop(key)
+        return data
 
 
 @dataclass(frozen=True)

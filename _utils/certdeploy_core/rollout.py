@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from . import client_fleet
 from . import job as jobs
 from . import plan as planner
 from .result import BadAnswer, DeployResult
@@ -60,6 +61,11 @@ class Options:
     settle: float = 10.0  # after a restart: let clients' drivers reconnect before moving on
     health_keyspace: str = "certdeploy_health"
     call_timeout: float = 600.0
+    # Client targets: no quorum bounds them, ``max_parallel`` does; cross-trust is checked
+    # against the nodes ``nodes`` names (their ``nodes_target`` pillar target).
+    max_parallel: int = 10
+    nodes: str | None = None
+    nodes_target: str = "cassandra"
     # What each node runs: the full deploy, or (CA rotation phases 1 and 3) a truststore-only
     # update with the same backup/verify/rollback safety.
     function: str = "certdeploy.deploy"
@@ -102,6 +108,17 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
             + "; ".join(f"{m}: {_err(described.get(m))}" for m in down)
         )
         return {"problems": problems, "described": described}
+    kinds = sorted({described[m].get("profile", "cassandra") for m in minions})
+    if len(kinds) > 1:
+        problems.append(
+            f"one rollout deploys one kind of target; these are mixed: {kinds}. "
+            "Fix: roll each kind out on its own"
+        )
+        return {"problems": problems, "described": described}
+    if kinds == ["client"]:
+        facts = client_fleet.preflight(master, minions, opts, described)
+        _check_lock(master, facts["problems"], described, minions)
+        return facts
     probe_node = minions[0]
     ring_rows = master.call([probe_node], "certdeploy.ring", kw, 120).get(probe_node)
     if not isinstance(ring_rows, list):
@@ -140,12 +157,7 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
                     problems.append(
                         f"{m}: {finding['check']}: {finding['message']} Fix: {finding['fix']}"
                     )
-    holder = jobs.lock_holder(master.cachedir, _cluster(described, minions))
-    if holder and not jobs.is_stale(holder):
-        problems.append(
-            f"cluster is locked by rollout {holder['job_id']} (pid {holder['pid']} on "
-            f"{holder['host']})"
-        )
+    _check_lock(master, problems, described, minions)
     return {
         "problems": problems,
         "described": described,
@@ -162,6 +174,20 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
             if _ok(v)
         },
     }
+
+
+def _check_lock(master, problems: list, described: dict, minions: list[str]) -> None:
+    holder = jobs.lock_holder(master.cachedir, _cluster(described, minions))
+    if holder and not jobs.is_stale(holder):
+        problems.append(
+            f"cluster is locked by rollout {holder['job_id']} (pid {holder['pid']} on "
+            f"{holder['host']})"
+        )
+
+
+def _clients(pre: dict, minions: list[str]) -> bool:
+    described = pre.get("described") or {}
+    return any((described.get(m) or {}).get("profile") == "client" for m in minions)
 
 
 def _pick(info: dict) -> dict:
@@ -209,22 +235,27 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
             "pre-flight refused the rollout; nothing was changed:\n  - "
             + "\n  - ".join(pre["problems"])
         )
-    topology = _topology(pre["described"], minions) if "ring" in pre else []
+    clients = _clients(pre, minions)
+    topology = _topology(pre["described"], minions) if "ring" in pre and not clients else []
     the_plan = (
-        planner.plan(
-            topology,
-            keyspaces=planner.normalise_keyspaces(pre.get("keyspaces", [])),
-            ring=[
-                {"id": r["address"], "address": r["address"], "dc": r["dc"], "rack": r["rack"]}
-                for r in pre.get("ring", [])
-            ]
-            or None,
-            canary=opts.canary,
-            max_unavailable=opts.max_unavailable,
-            parallel_racks=opts.parallel_racks,
+        client_fleet.plan(minions, opts)
+        if clients and "pending" in pre
+        else (
+            planner.plan(
+                topology,
+                keyspaces=planner.normalise_keyspaces(pre.get("keyspaces", [])),
+                ring=[
+                    {"id": r["address"], "address": r["address"], "dc": r["dc"], "rack": r["rack"]}
+                    for r in pre.get("ring", [])
+                ]
+                or None,
+                canary=opts.canary,
+                max_unavailable=opts.max_unavailable,
+                parallel_racks=opts.parallel_racks,
+            )
+            if topology
+            else None
         )
-        if topology
-        else None
     )
     if test:
         diffs = master.call(minions, "certdeploy.plan", {"target": opts.target}, 60)
@@ -249,7 +280,11 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
         }
     cluster = _cluster(pre["described"], minions)
     nodes = {
-        m: {
+        m: client_fleet.node_facts(
+            pre["described"][m], pre["pending"][m], pre["current_not_after"], m
+        )
+        if clients
+        else {
             "address": pre["described"][m]["listen_address"],
             "dc": pre["described"][m]["dc"],
             "rack": pre["described"][m]["rack"],
@@ -371,7 +406,10 @@ def _run_batch(master, job, batch, opts):
     if failed:
         return job, failed
     gate_started = time.time()
-    gate = _gate(master, job, batch, opts, restart=restarted)
+    if job.get("plan").get("mode") == client_fleet.MODE:
+        gate = {"ok": True, "skipped": "client targets: each one's verification is the proof"}
+    else:
+        gate = _gate(master, job, batch, opts, restart=restarted)
     for node_id in batch:
         job = job.with_step(node_id, "health_gate", gate_started, time.time(), ok=gate.get("ok"))
         job = job.with_node(node_id, gate=gate)

@@ -1,0 +1,111 @@
+"""A rollout over ``client`` targets: what differs from a rollout over Cassandra nodes.
+
+- Pre-flight: every target answers and holds a valid pending bundle; cross-trust is with the
+  cluster's *nodes* (``nodes``: their target expression; their current chain and truststore),
+  because a client talks to nodes, not to other clients.
+- Plan: clients hold no replicas, so no quorum limits them: canaries first, then batches of
+  ``max_parallel``.
+- No cluster health gate: each target's own verification is the server-side proof (every node
+  accepts the new login and shows the app under its new role).
+"""
+
+from __future__ import annotations
+
+MODE = "clients"
+
+
+def _ok(ret) -> bool:
+    return isinstance(ret, dict)
+
+
+def preflight(master, minions: list[str], opts, described: dict) -> dict:
+    kw = {"target": opts.target}
+    problems: list[str] = []
+    facts = {"problems": problems, "described": described, "ring": [], "keyspaces": []}
+    if not opts.nodes:
+        problems.append(
+            f"client targets ({opts.target}): the cluster's nodes are not named, so cross-trust "
+            "cannot be checked. Fix: add nodes='<their target>', e.g. nodes='cass*'"
+        )
+        return facts
+    node_ids = sorted(master.expected(opts.nodes, "glob"))
+    node_info = master.call(node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60)
+    pending = master.call(minions, "certdeploy.bundle_public", kw, 60)
+    current = master.call(minions, "certdeploy.peer_info", kw, 60)
+    for what, ids, answers in (
+        ("node material", node_ids, node_info),
+        ("pending bundle", minions, pending),
+        ("installed material", minions, current),
+    ):
+        bad = [i for i in ids if not _ok(answers.get(i))]
+        if bad:
+            problems.append(
+                f"{what} unreadable on " + "; ".join(f"{i}: {answers.get(i)!r}" for i in bad)
+            )
+    if not node_ids:
+        problems.append(f"nodes={opts.nodes!r} matches no accepted minion")
+    validations = {}
+    if not problems:
+        peers = [
+            {
+                "node": n,
+                "chain_pem": node_info[n]["chain_pem"],
+                "trust_pem": node_info[n]["trust_pem"],
+            }
+            for n in node_ids
+        ]
+        validations = master.call(minions, "certdeploy.validate", {**kw, "peers": peers}, 120)
+        for m in minions:
+            report = validations.get(m)
+            if not _ok(report):
+                problems.append(f"{m}: validation error: {report!r}")
+                continue
+            problems += [
+                f"{m}: {f['check']}: {f['message']} Fix: {f['fix']}"
+                for f in report["findings"]
+                if not f["ok"]
+            ]
+    facts.update(
+        pending={
+            m: {"fingerprint": p["fingerprint"], **p.get("certificate", {})}
+            for m, p in pending.items()
+            if _ok(p)
+        },
+        current={m: _ok(current.get(m)) for m in minions},
+        current_not_after={m: c.get("not_after") for m, c in current.items() if _ok(c)},
+        validations={
+            m: {"valid": v.get("valid"), "fingerprint": v.get("fingerprint")}
+            for m, v in validations.items()
+            if _ok(v)
+        },
+    )
+    return facts
+
+
+def plan(minions: list[str], opts) -> dict:
+    if int(opts.max_parallel) < 1:
+        raise ValueError(f"max_parallel={opts.max_parallel}: use 1 or more")
+    order = sorted(minions)
+    canary, rest = order[: opts.canary], order[opts.canary :]
+    size = int(opts.max_parallel)
+    return {
+        "order": order,
+        "batches": [[c] for c in canary] + [rest[i : i + size] for i in range(0, len(rest), size)],
+        "canary": canary,
+        "per_dc_limit": {},
+        "cluster_limit": None,
+        "mode": MODE,
+        "warnings": [],
+    }
+
+
+def node_facts(described: dict, pending: dict, current_not_after: dict, m: str) -> dict:
+    return {
+        "address": None,
+        "dc": None,
+        "rack": None,
+        "app": described.get("app"),
+        "new_fingerprint": pending["fingerprint"],
+        "not_after": pending.get("not_after"),
+        "old_not_after": current_not_after.get(m),
+    }

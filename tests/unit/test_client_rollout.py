@@ -1,0 +1,93 @@
+"""A rollout over ``client`` targets with a fake ``Master``: cross-trust against the nodes,
+canary then ``max_parallel`` batches, no cluster gate, and a clear refusal when the nodes are
+not named. The rig proves the server-side part (tests/integration/test_client_target.py)."""
+
+from __future__ import annotations
+
+import pytest
+from certdeploy_core import rollout
+from salt.exceptions import CommandExecutionError
+
+APPS = [f"app{i}" for i in range(1, 6)]
+NODES = ["cass1", "cass2", "cass3"]
+FP = "ab" * 32
+
+
+class FakeFleet:
+    def __init__(self, cachedir):
+        self.cachedir, self.calls = str(cachedir), []
+
+    def expected(self, tgt, tgt_type):
+        return list(APPS) if tgt.startswith("app") else list(NODES)
+
+    def call(self, ids, fun, kwargs, timeout):
+        self.calls.append((fun, list(ids), dict(kwargs)))
+        return {i: self.answer(fun, i, kwargs) for i in ids}
+
+    def answer(self, fun, target_id, kwargs):
+        if fun == "saltutil.refresh_pillar":
+            return True
+        if fun == "certdeploy.describe":
+            return {"profile": "client", "app": "orders", "cluster": "prod", "node": target_id}
+        if fun == "certdeploy.peer_info":
+            return {"node": target_id, "chain_pem": f"chain {target_id}", "trust_pem": "ca"}
+        if fun == "certdeploy.bundle_public":
+            return {"fingerprint": FP, "certificate": {"not_after": "2027-12-01T00:00:00Z"}}
+        if fun == "certdeploy.validate":
+            return {"valid": True, "fingerprint": FP, "findings": []}
+        if fun == "certdeploy.deploy":
+            return {
+                "outcome": "deployed",
+                "old_fingerprint": "cd" * 32,
+                "new_fingerprint": FP,
+                "backup": {"backup_id": f"b-{target_id}"},
+                "activation": {"method": "reload"},
+                "verification": {"ok": True, "role": "orders_g2", "connections": {}},
+                "timings": {"total": 1.0},
+            }
+        raise AssertionError(f"unexpected {fun} on {target_id}")
+
+    def master(self):
+        return rollout.Master(
+            self.call, self.expected, lambda *a: None, lambda m: None, self.cachedir
+        )
+
+    def batches(self, fun="certdeploy.deploy"):
+        return [ids for f, ids, _ in self.calls if f == fun]
+
+
+def test_clients_go_canary_first_then_max_parallel_with_no_cluster_gate(tmp_path):
+    fake = FakeFleet(tmp_path)
+    opts = rollout.Options(target="orders", nodes="cass*", max_parallel=2)
+    result = rollout.rollout(fake.master(), "app*", opts=opts)
+
+    assert result["status"] == "succeeded", result
+    assert fake.batches() == [["app1"], ["app2", "app3"], ["app4", "app5"]]
+    assert fake.batches("certdeploy.health_gate") == []
+    validate = next(kw for f, _, kw in fake.calls if f == "certdeploy.validate")
+    assert [p["node"] for p in validate["peers"]] == NODES  # cross-trust with the nodes
+    peer_info = [(ids, kw) for f, ids, kw in fake.calls if f == "certdeploy.peer_info"]
+    assert (NODES, {"target": "cassandra"}) in peer_info
+
+
+def test_a_client_rollout_without_nodes_is_refused_with_the_fix(tmp_path):
+    fake = FakeFleet(tmp_path)
+    with pytest.raises(CommandExecutionError, match=r"nodes='cass\*'"):
+        rollout.rollout(fake.master(), "app*", opts=rollout.Options(target="orders"))
+    assert fake.batches() == []
+
+
+def test_mixed_kinds_in_one_rollout_are_refused(tmp_path):
+    fake = FakeFleet(tmp_path)
+    original = fake.answer
+
+    def answer(fun, target_id, kwargs):
+        got = original(fun, target_id, kwargs)
+        if fun == "certdeploy.describe" and target_id == "app3":
+            return {**got, "profile": "cassandra"}
+        return got
+
+    fake.answer = answer
+    opts = rollout.Options(target="orders", nodes="cass*")
+    with pytest.raises(CommandExecutionError, match="mixed"):
+        rollout.rollout(fake.master(), "app*", opts=opts)
