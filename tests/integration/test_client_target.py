@@ -31,10 +31,11 @@ CLIENT_EKU = (ExtendedKeyUsageOID.CLIENT_AUTH,)
 
 
 class App:
-    """The app's files, process and pillar on cass1."""
+    """The app's files, process and pillar on minion ``cass<n>``."""
 
-    def __init__(self, rig, salt_cli, root: Path):
-        self.rig, self.salt_cli, self.dir = rig, salt_cli, root
+    def __init__(self, rig, salt_cli, root: Path, n: int = 1):
+        self.rig, self.salt_cli, self.dir, self.n = rig, salt_cli, root, n
+        self.minion = f"cass{n}"
         self.keystore, self.truststore = root / "client.pem", root / "ca.pem"
         self.status = root / "status.json"
 
@@ -76,7 +77,7 @@ class App:
                 pass
 
     def pillar(self, bundle_leaf=None, trust=None, **overrides):
-        owner = self.rig.pillar_for(self.rig.node(1))["certdeploy"]["targets"]["cassandra"]
+        owner = self.rig.pillar_for(self.rig.node(self.n))["certdeploy"]["targets"]["cassandra"]
         target = {
             "profile": "client",
             "app": APP,
@@ -103,12 +104,14 @@ class App:
         if bundle_leaf is not None:
             anchor = trust or self.rig.root_ca().cert
             extra["bundles"] = {APP: pki.bundle_dict(bundle_leaf, anchor)}
-        self.rig.set_pillar(1, extra, targets={APP: target})
-        ret = self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="cass1")
+        self.rig.set_pillar(self.n, extra, targets={APP: target})
+        ret = self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=self.minion)
         assert ret.returncode == 0, ret
 
     def deploy(self, *args):
-        return self.salt_cli.run("certdeploy.deploy", f"target={APP}", *args, minion_tgt="cass1")
+        return self.salt_cli.run(
+            "certdeploy.deploy", f"target={APP}", *args, minion_tgt=self.minion
+        )
 
     def peers(self) -> str:
         ret = self.salt_cli.run("certdeploy.peer_info", minion_tgt="cass*")
@@ -205,3 +208,37 @@ def test_3_failed_verification_rolls_back_and_the_server_sees_the_old_role(app):
     assert back["ok"] and back["role"] == "orders_g2", back
     assert app.only("orders_g2")
     assert app.read()["failed"] == 0
+
+
+def test_4_salt_run_rollout_deploys_two_apps_and_every_node_sees_both_moved(app, tmp_path):
+    """One ``salt-run certdeploy.rollout`` over the app on cass1 and a second instance on
+    cass2: canary, then a batch of max_parallel; each target verified from the server side."""
+    from tests.integration.test_rollout import Cluster, last_json
+
+    second = App(app.rig, app.salt_cli, tmp_path / "second", n=2)
+    second.dir.mkdir(mode=0o700)
+    second.install_first(second.generation("g2"))
+    second.start()
+    try:
+        leaves = {a.n: a.generation("g5") for a in (app, second)}
+        for a in (app, second):
+            a.pillar(leaves[a.n])
+        started = time.monotonic()
+        ret = Cluster(app.rig, app.salt_cli).salt_run(
+            "certdeploy.rollout", "cass[12]", f"target={APP}", "nodes=cass*", "max_parallel=2"
+        )
+        took = time.monotonic() - started
+        result, progress = last_json(ret.stdout)
+        assert ret.returncode == 0 and result["status"] == "succeeded", ret.stdout[-3000:]
+        print(f"\n[client] salt-run rollout of 2 apps: {took:.1f}s wall; plan {result['plan']}")
+        assert result["plan"]["mode"] == "clients" and result["plan"]["batches"] == [
+            ["cass1"],
+            ["cass2"],
+        ]
+        assert app.only("orders_g5")  # both apps, on every node, only under the new role
+        for a in (app, second):
+            assert a.read()["failed"] == 0 and a.read()["reloads"] >= 1, a.read()
+            assert a.read()["fingerprint"] == leaves[a.n].fingerprint  # the app loaded it
+    finally:
+        second.stop()
+        app.rig.set_pillar(2)

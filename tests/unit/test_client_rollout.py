@@ -4,8 +4,11 @@ not named. The rig proves the server-side part (tests/integration/test_client_ta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from certdeploy_core import rollout
+from certdeploy_core import job as jobs
+from certdeploy_core import report, rollout
 from salt.exceptions import CommandExecutionError
 
 APPS = [f"app{i}" for i in range(1, 6)]
@@ -68,6 +71,9 @@ def test_clients_go_canary_first_then_max_parallel_with_no_cluster_gate(tmp_path
     assert [p["node"] for p in validate["peers"]] == NODES  # cross-trust with the nodes
     peer_info = [(ids, kw) for f, ids, kw in fake.calls if f == "certdeploy.peer_info"]
     assert (NODES, {"target": "cassandra"}) in peer_info
+    job = jobs.load(fake.cachedir, result["job_id"])  # the report renders a client job too
+    html = report.write_report(job.data, str(tmp_path / "report.html"))
+    assert "app5" in Path(html).read_text() and "app5" in report.render_text(job.data)
 
 
 def test_a_client_rollout_without_nodes_is_refused_with_the_fix(tmp_path):
