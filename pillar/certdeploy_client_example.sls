@@ -30,6 +30,11 @@ certdeploy:
         watch_seconds: 40
       # Exit 0 when the app serves; part of verification and of the rollback's proof.
       health: [/usr/local/bin/orders-health]
+      # Prints the app's pid(s). Verification then counts only the connections whose
+      # (address, port) are that process's own sockets, so instances of one app on other
+      # hosts (same roles, old generation until their batch) do not fail it. A rollout over
+      # several instances sharing a role refuses to start without it.
+      pid_command: [systemctl, show, --property=MainPID, --value, orders]
       # The identity that reads system_views.clients (not the app's own, so the reader does
       # not count itself); its role needs SELECT on system_views.
       verify_client:

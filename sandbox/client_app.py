@@ -4,6 +4,7 @@ Python service using ``cassandra-driver`` with an ``ssl_context`` does it.
     python -m sandbox.client_app run --name orders --cert C --key K --ca CA --status FILE
     python -m sandbox.client_app health --status FILE     # exit 0 when healthy
     python -m sandbox.client_app reload|restart --status FILE   # its reload and restart
+    python -m sandbox.client_app pid --status FILE        # prints its pid (pid_command)
 
 On SIGHUP it reloads its certificate files and moves every connection to them: a new driver
 session is built on a fresh context and the old one is shut down after the switch (a reload
@@ -11,7 +12,7 @@ alone never moves connections that are already open). Its counters (``ok``, ``fa
 fingerprint of the certificate it loaded, ``reloads``) are written atomically to ``--status``
 every second; ``health`` reads them. ``reload`` sends the running app SIGHUP; ``restart``
 stops it and starts it again, detached, with the arguments it was started with. These are the
-commands a ``client`` target's pillar names (``activate``, ``health``).
+commands a ``client`` target's pillar names (``activate``, ``health``, ``pid_command``).
 """
 
 from __future__ import annotations
@@ -177,13 +178,17 @@ def main(argv=None) -> int:
     run.add_argument("--status", required=True)
     run.add_argument("--contact", default="127.0.0.1,127.0.0.2,127.0.0.3")
     run.add_argument("--rate", type=float, default=20.0)
-    for name in ("health", "reload", "restart"):
+    for name in ("health", "reload", "restart", "pid"):
         sub.add_parser(name).add_argument("--status", required=True)
     args = parser.parse_args(argv)
     if args.command == "health":
         ok, message = healthy(args.status)
         print(message)
         return 0 if ok else 1
+    if args.command == "pid":  # the target's pid_command
+        pid = json.loads(Path(args.status).read_text())["pid"]
+        print(pid if _alive(pid) else "")
+        return 0 if _alive(pid) else 1
     if args.command == "reload":
         os.kill(json.loads(Path(args.status).read_text())["pid"], signal.SIGHUP)
         return 0

@@ -12,6 +12,8 @@ Proof, from the server side (:func:`verify`), all of:
 - ``system_views.clients`` on every contact point shows the app's connections only under the
   role of the new generation (``role`` with the leaf's ``{generation}``), read with
   ``verify_client`` (an identity that is not the app's, so the reader does not count itself);
+  with ``pid_command``, only the connections whose ``(address, port)`` are the app process's own
+  sockets count (:mod:`.sockets`), so other instances of the same app do not;
 - the app's own ``health`` command exits 0.
 """
 
@@ -24,7 +26,7 @@ import time
 
 from salt.exceptions import SaltInvocationError
 
-from . import checks, clients, cql, errors, health_check, material
+from . import checks, clients, cql, errors, health_check, material, sockets
 from . import pem as pem_util
 from .client_target import ACTIVATION_METHODS
 from .client_target import load as load  # the profile's target
@@ -136,6 +138,23 @@ def _health(target, host) -> dict:
     return {"ok": res["retcode"] == 0, "retcode": res["retcode"], "output": out}
 
 
+def _own_endpoints(target, host, evidence) -> set | None:
+    """The ``(address, port)`` of the app process's sockets, from ``pid_command``; ``None`` (and
+    a problem in ``evidence``) when the pid cannot be had."""
+    res = host.run(list(target.pid_command), target.cwd, 30)
+    pids = [int(w) for w in (res.get("stdout") or "").split() if w.isdigit() and int(w) > 0]
+    evidence["pids"] = pids
+    try:
+        if res["retcode"] != 0 or not pids:
+            raise OSError(f"pid_command exited {res['retcode']}, printed {res.get('stdout')!r}")
+        own = sockets.endpoints(pids)
+        evidence.pop("pid_error", None)  # an earlier round's (e.g. mid-restart) is over
+        return own
+    except OSError as exc:
+        evidence["pid_error"] = f"{target.node}: {target.name}: {exc}"[:300]
+        return None
+
+
 def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
     """The installed files are ``expected``, every node accepts a login with them, and the
     server sees the app only under the new generation's role (see the module docstring)."""
@@ -157,7 +176,11 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None) 
         among = app_roles(target)
 
         def seen():
-            return clients.connections(target.hosts(), _reader_context(target))
+            rows = clients.connections(target.hosts(), _reader_context(target))
+            if not target.pid_command:
+                return rows
+            own = _own_endpoints(target, host, evidence)
+            return clients.scoped(rows, own) if own is not None else rows
 
         def moved(value):
             ok, _ = clients.only_under(value, role, among)
@@ -168,6 +191,12 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None) 
         evidence["connections"] = clients.roles(polled.value or {}, among)
         evidence["seconds_to_new_role"] = polled.seconds if ok else None
         evidence["problems"] += problems
+        if evidence.get("pid_error"):
+            evidence["problems"].append(
+                f"{evidence['pid_error']}: the app's own connections cannot be told from other "
+                "instances'. Fix: pid_command must print the app's pid, and the minion must be "
+                "allowed to read /proc/<pid>/fd"
+            )
     evidence["health"] = _health(target, host)
     if not evidence["health"]["ok"]:
         evidence["problems"].append(f"health check failed: {evidence['health']}")

@@ -28,6 +28,7 @@ def preflight(master, minions: list[str], opts, described: dict) -> dict:
             "cannot be checked. Fix: add nodes='<their target>', e.g. nodes='cass*'"
         )
         return facts
+    problems += _shared_roles(minions, described)
     node_ids = sorted(master.expected(opts.nodes, "glob"))
     node_info = master.call(node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60)
     pending = master.call(minions, "certdeploy.bundle_public", kw, 60)
@@ -80,6 +81,23 @@ def preflight(master, minions: list[str], opts, described: dict) -> dict:
         },
     )
     return facts
+
+
+def _shared_roles(minions: list[str], described: dict) -> list[str]:
+    """Instances of one app share its roles: the server cannot tell them apart by role, so
+    while one is verified the others (on the old generation until their batch) would fail it.
+    Each needs ``pid_command``, which scopes its verification to its own process's sockets."""
+    by_role: dict = {}
+    for m in minions:
+        by_role.setdefault(described[m].get("role"), []).append(m)
+    return [
+        f"{', '.join(ids)}: their targets share role {role!r} and "
+        f"{', '.join(m for m in ids if not described[m].get('pid_command'))} "
+        "have no pid_command, so one instance's verification would count the others' "
+        "connections. Fix: give each target pid_command (argv printing the app's pid)"
+        for role, ids in sorted(by_role.items(), key=lambda kv: str(kv[0]))
+        if len(ids) > 1 and not all(described[m].get("pid_command") for m in ids)
+    ]
 
 
 def plan(minions: list[str], opts) -> dict:

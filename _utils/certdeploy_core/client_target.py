@@ -13,6 +13,9 @@ Pillar (``certdeploy:targets:<name>``, documented in ``pillar/certdeploy_client_
     contact_points: ['10.0.0.11:9042', ...]
     activate: {method: reload, reload: [systemctl, kill, -s, HUP, orders], restart: [...]}
     health: [/usr/local/bin/orders-health]
+    pid_command: [systemctl, show, -p, MainPID, --value, orders]  # optional: prints the app's
+                                     # pid(s); verification then counts only that process's
+                                     # connections (needed when instances share the roles)
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class ClientTarget:
     watch_seconds: float
     cwd: str | None
     health: tuple[str, ...]
+    pid_command: tuple[str, ...]  # prints the app's pid(s): scopes verification to its sockets
     verify_client: dict  # the identity that reads system_views.clients (not the app's own)
     verify_timeout: float
     backup_dir: str
@@ -136,6 +140,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
         watch_seconds=float(activate.get("watch_seconds", 40)),
         cwd=activate.get("cwd"),
         health=_argv(data.get("health"), "health", bad),
+        pid_command=_argv(data.get("pid_command"), "pid_command", bad),
         verify_client=verify_client,
         verify_timeout=float(data["verify_timeout"]),
         backup_dir=data["backup_dir"],

@@ -33,6 +33,18 @@ def connections(hosts, ssl_context, port: int = 9042, timeout: float = 10.0) -> 
     return seen
 
 
+def scoped(seen: dict, endpoints) -> dict:
+    """``seen`` with only the rows whose ``(address, port)`` is in ``endpoints`` (one process's
+    sockets, from :func:`.sockets.endpoints`); unreadable hosts stay as they are."""
+    keep = set(endpoints)
+    return {
+        host: rows
+        if isinstance(rows, dict)
+        else [r for r in rows if (r["address"], int(r["port"])) in keep]
+        for host, rows in seen.items()
+    }
+
+
 def _matcher(among):
     if among is None:
         return lambda role: True

@@ -95,6 +95,7 @@ class App:
                 "cwd": str(REPO),
             },
             "health": self.control("health"),
+            "pid_command": self.control("pid"),  # two instances of one app share its roles
             "verify_client": {"cert": str(self.rig.client_cert), "key": str(self.rig.client_key)},
             "verify_timeout": 30,
             "backup_dir": str(self.dir / "backups"),

@@ -31,7 +31,14 @@ class FakeFleet:
         if fun == "saltutil.refresh_pillar":
             return True
         if fun == "certdeploy.describe":
-            return {"profile": "client", "app": "orders", "cluster": "prod", "node": target_id}
+            return {
+                "profile": "client",
+                "app": "orders",
+                "cluster": "prod",
+                "node": target_id,
+                "role": "orders_{generation}",
+                "pid_command": ["pidof", "orders"],
+            }
         if fun == "certdeploy.peer_info":
             return {"node": target_id, "chain_pem": f"chain {target_id}", "trust_pem": "ca"}
         if fun == "certdeploy.bundle_public":
@@ -97,3 +104,26 @@ def test_mixed_kinds_in_one_rollout_are_refused(tmp_path):
     opts = rollout.Options(target="orders", nodes="cass*")
     with pytest.raises(CommandExecutionError, match="mixed"):
         rollout.rollout(fake.master(), "app*", opts=opts)
+
+
+def test_instances_sharing_roles_without_pid_command_are_refused_before_any_change(tmp_path):
+    fake = FakeFleet(tmp_path)
+    original = fake.answer
+
+    def answer(fun, target_id, kwargs):
+        got = original(fun, target_id, kwargs)
+        if fun == "certdeploy.describe" and target_id in ("app2", "app4"):
+            return {**got, "pid_command": []}
+        return got
+
+    fake.answer = answer
+    opts = rollout.Options(target="orders", nodes="cass*")
+    with pytest.raises(CommandExecutionError) as refused:
+        rollout.rollout(fake.master(), "app*", opts=opts)
+    message = str(refused.value)
+    assert (
+        "share role 'orders_{generation}'" in message
+        and "app2, app4 have no pid_command" in message
+    )
+    assert "Fix: give each target pid_command" in message
+    assert fake.batches() == [] and fake.batches("certdeploy.validate") == []
