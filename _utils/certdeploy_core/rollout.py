@@ -522,6 +522,7 @@ def summary(job: jobs.Job) -> dict:
         "job_id": job.job_id,
         "status": data["status"],
         "cluster": data["cluster"],
+        "plan": data.get("plan"),
         "wall_seconds": round(data["updated"] - data["created"], 2),
         "nodes": {
             n: {

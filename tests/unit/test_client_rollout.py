@@ -73,6 +73,7 @@ def test_clients_go_canary_first_then_max_parallel_with_no_cluster_gate(tmp_path
 
     assert result["status"] == "succeeded", result
     assert fake.batches() == [["app1"], ["app2", "app3"], ["app4", "app5"]]
+    assert result["plan"]["batches"] == fake.batches()  # the summary says what was planned
     assert fake.batches("certdeploy.health_gate") == []
     validate = next(kw for f, _, kw in fake.calls if f == "certdeploy.validate")
     assert [p["node"] for p in validate["peers"]] == NODES  # cross-trust with the nodes
