@@ -2,6 +2,8 @@
 Python service using ``cassandra-driver`` with an ``ssl_context`` does it.
 
     python -m sandbox.client_app run --name orders --cert C --key K --ca CA --status FILE
+    python -m sandbox.client_app run-java --name billing --keystore K.p12 --truststore T.p12 \
+        --password-file F --status FILE   # execs the java-driver app (java_client/ClientApp)
     python -m sandbox.client_app health --status FILE     # exit 0 when healthy
     python -m sandbox.client_app reload|restart --status FILE   # its reload and restart
     python -m sandbox.client_app pid --status FILE        # prints its pid (pid_command)
@@ -13,6 +15,9 @@ fingerprint of the certificate it loaded, ``reloads``) are written atomically to
 every second; ``health`` reads them. ``reload`` sends the running app SIGHUP; ``restart``
 stops it and starts it again, detached, with the arguments it was started with. These are the
 commands a ``client`` target's pillar names (``activate``, ``health``, ``pid_command``).
+
+``run-java`` execs the java-driver 4.19 app in the same process (same pid), which writes the
+same status file; it picks up a new keystore by itself (``watch``), see ``ClientApp.java``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from pathlib import Path
 
 from _utils.certdeploy_core import cql
 
+REPO = Path(__file__).resolve().parent.parent
+JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
 STALE_AFTER = 5.0  # seconds without a successful request = unhealthy
 
 
@@ -167,6 +174,18 @@ def _alive(pid: int) -> bool:
     return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
 
 
+def exec_java(args, argv: list[str]) -> None:
+    """Replace this process with the java-driver app: the pid the control commands see stays."""
+    java = REPO / ".cache" / "java-client"
+    classpath = f"{java / 'classes'}:{java / 'lib'}/*"
+    if not (java / "classes" / "ClientApp.class").exists():
+        raise SystemExit(f"no {java / 'classes'}/ClientApp.class: run `make bootstrap`")
+    command = [JAVA, "-Xmx128m", "-XX:+UseSerialGC", "-cp", classpath, "ClientApp"]
+    for key in ("name", "keystore", "truststore", "password_file", "status", "contact", "rate"):
+        command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    os.execv(JAVA, [*command, "--argv", json.dumps(argv)])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.client_app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +197,11 @@ def main(argv=None) -> int:
     run.add_argument("--status", required=True)
     run.add_argument("--contact", default="127.0.0.1,127.0.0.2,127.0.0.3")
     run.add_argument("--rate", type=float, default=20.0)
+    java = sub.add_parser("run-java")
+    for key in ("--name", "--keystore", "--truststore", "--password-file", "--status"):
+        java.add_argument(key, required=True)
+    java.add_argument("--contact", default="127.0.0.1,127.0.0.2,127.0.0.3")
+    java.add_argument("--rate", type=float, default=20.0)
     for name in ("health", "reload", "restart", "pid"):
         sub.add_parser(name).add_argument("--status", required=True)
     args = parser.parse_args(argv)
@@ -194,6 +218,8 @@ def main(argv=None) -> int:
         return 0
     if args.command == "restart":
         return restart(args.status)
+    if args.command == "run-java":
+        exec_java(args, list(sys.argv[1:] if argv is None else argv))
     App(args).run()
     return 0
 

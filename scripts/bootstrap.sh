@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 JAVA17=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
 need_apt=()
-[ -x "$JAVA17" ] || need_apt+=(openjdk-17-jre-headless)
+JAVAC17=/usr/lib/jvm/java-17-openjdk-amd64/bin/javac  # the rig's Java client app is compiled
+[ -x "$JAVA17" ] && [ -x "$JAVAC17" ] || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -36,4 +37,17 @@ if ! ls "$LIB"/cassandra-all-5.0.*.jar >/dev/null 2>&1; then
   echo "bootstrap: $(ls "$LIB" | wc -l) jars in $(( $(date +%s) - start ))s"
 fi
 ls "$LIB"/cassandra-all-5.0.*.jar >/dev/null
+
+JLIB=.cache/java-client/lib JCLASSES=.cache/java-client/classes
+if ! ls "$JLIB"/java-driver-core-4.19.*.jar >/dev/null 2>&1; then
+  echo "bootstrap: fetching java-driver-core 4.19 and its runtime jars from Maven Central"
+  mkdir -p "$JLIB"
+  (cd sandbox/java_client && JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 mvn -B -q \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/../../$JLIB")
+fi
+if [ ! -f "$JCLASSES/ClientApp.class" ] || [ sandbox/java_client/ClientApp.java -nt "$JCLASSES/ClientApp.class" ]; then
+  echo "bootstrap: compiling the rig's Java client app"
+  mkdir -p "$JCLASSES"
+  "$JAVAC17" -d "$JCLASSES" -cp "$JLIB/*" sandbox/java_client/ClientApp.java
+fi
 "$JAVA17" -version 2>&1 | head -1

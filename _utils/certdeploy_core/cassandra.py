@@ -20,6 +20,8 @@ from . import verify as verifier
 from .cassandra_target import load as load  # the profile's target (addresses, stores, control)
 from .poll import poll
 
+FLEET = "cluster"
+ONE_PROCESS_PER_ROLE = False
 METHODS = ("auto", "reload", "restart")
 TRUST_CHANGE_RESTARTS = False  # reloadssl reloads the truststore too
 StepFailed = errors.StepFailed

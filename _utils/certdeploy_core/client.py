@@ -34,6 +34,8 @@ from .poll import poll
 
 METHODS = ("auto", *ACTIVATION_METHODS)
 TRUST_CHANGE_RESTARTS = True
+FLEET = "clients"
+ONE_PROCESS_PER_ROLE = True  # verification counts connections: instances sharing a role clash
 StepFailed = errors.StepFailed
 
 DEFAULTS = {

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from . import profiles
+
 MODE = "clients"
 
 
@@ -89,7 +91,8 @@ def _shared_roles(minions: list[str], described: dict) -> list[str]:
     Each needs ``pid_command``, which scopes its verification to its own process's sockets."""
     by_role: dict = {}
     for m in minions:
-        by_role.setdefault(described[m].get("role"), []).append(m)
+        if profiles.get(described[m].get("profile", "client")).ONE_PROCESS_PER_ROLE:
+            by_role.setdefault(described[m].get("role"), []).append(m)
     return [
         f"{', '.join(ids)}: their targets share role {role!r} and "
         f"{', '.join(m for m in ids if not described[m].get('pid_command'))} "

@@ -76,7 +76,7 @@ class ClientTarget:
         return pillar_checks.public(self)
 
 
-def _argv(value, key, bad) -> tuple[str, ...]:
+def argv(value, key, bad) -> tuple[str, ...]:
     if value in (None, "", []):
         return ()
     if not isinstance(value, (list, tuple)) or not all(isinstance(a, (str, int)) for a in value):
@@ -99,18 +99,10 @@ def _contact_points(value, bad) -> tuple[tuple[str, int], ...]:
     return tuple(points)
 
 
-def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
+def common(name: str, profile: str, data: dict, node: str, bad) -> dict:
+    """The fields every client-side profile (``client``, ``cqlsh``) loads the same way."""
     paths = ("keystore", "truststore", "backup_dir")
     mode = pillar_checks.stores_and_mode(name, data, node, bad, paths)
-    activate = data.get("activate") or {}
-    method = activate.get("method", "restart")
-    if method not in ACTIVATION_METHODS:
-        raise bad("activate:method", f"{method!r} is unknown", f"use one of {ACTIVATION_METHODS}")
-    reload, restart = (_argv(activate.get(k), f"activate:{k}", bad) for k in ("reload", "restart"))
-    if not restart:
-        raise bad("activate:restart", "missing", "give the argv that restarts the app")
-    if method == "reload" and not reload:
-        raise bad("activate:reload", "missing for method reload", "give the argv that signals it")
     if "{generation}" in data["role"] and "{generation}" not in data["identity"]:
         raise bad("role", "uses {generation} but identity does not", "template both, or neither")
     verify_client = pillar_checks.verify_client(data, node)
@@ -120,7 +112,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
             "missing (the identity that reads system_views.clients)",
             "give verify_client: {cert: ..., key: ...} of a role that is not the app's",
         )
-    return ClientTarget(
+    return dict(
         name=name,
         profile=profile,
         node=node,
@@ -134,13 +126,6 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
         identity=data["identity"],
         role=data["role"],
         contact_points=_contact_points(data["contact_points"], bad),
-        method=method,
-        reload=reload,
-        restart=restart,
-        watch_seconds=float(activate.get("watch_seconds", 40)),
-        cwd=activate.get("cwd"),
-        health=_argv(data.get("health"), "health", bad),
-        pid_command=_argv(data.get("pid_command"), "pid_command", bad),
         verify_client=verify_client,
         verify_timeout=float(data["verify_timeout"]),
         backup_dir=data["backup_dir"],
@@ -149,4 +134,27 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
         drill_fail_step=pillar_checks.drill(data.get("drill_fail_step"), bad),
         keystore_password=data.get("keystore_password"),
         truststore_password=data.get("truststore_password"),
+    )
+
+
+def load(name: str, profile: str, data: dict, node: str, bad) -> ClientTarget:
+    fields = common(name, profile, data, node, bad)
+    activate = data.get("activate") or {}
+    method = activate.get("method", "restart")
+    if method not in ACTIVATION_METHODS:
+        raise bad("activate:method", f"{method!r} is unknown", f"use one of {ACTIVATION_METHODS}")
+    reload, restart = (argv(activate.get(k), f"activate:{k}", bad) for k in ("reload", "restart"))
+    if not restart:
+        raise bad("activate:restart", "missing", "give the argv that restarts the app")
+    if method == "reload" and not reload:
+        raise bad("activate:reload", "missing for method reload", "give the argv that signals it")
+    return ClientTarget(
+        **fields,
+        method=method,
+        reload=reload,
+        restart=restart,
+        watch_seconds=float(activate.get("watch_seconds", 40)),
+        cwd=activate.get("cwd"),
+        health=argv(data.get("health"), "health", bad),
+        pid_command=argv(data.get("pid_command"), "pid_command", bad),
     )

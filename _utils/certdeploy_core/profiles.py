@@ -15,6 +15,11 @@ new kind of target is one new module here plus its pillar documentation:
     make the installed material live
 ``verify(target, host, expected, known, method, timeout)``
     proof from outside the process, with ``ok`` and ``deterministic``
+``FLEET``
+    how a rollout batches them: ``"cluster"`` (replicas: topology-aware, health gate) or
+    ``"clients"`` (canary then ``max_parallel``; each target proves itself)
+``ONE_PROCESS_PER_ROLE``
+    whether instances sharing a role need ``pid_command`` to tell their connections apart
 ``is_serving(target)``
     whether the target serves at all (a rollback of a stopped target restarts it)
 
@@ -26,15 +31,17 @@ from __future__ import annotations
 
 from salt.exceptions import SaltInvocationError
 
-from . import cassandra, client
+from . import cassandra, client, cqlsh
 
-PROFILES = {"cassandra": cassandra, "client": client}
+PROFILES = {"cassandra": cassandra, "client": client, "cqlsh": cqlsh}
 HOOKS = (
     "DEFAULTS",
     "REQUIRED",
     "load",
     "METHODS",
     "TRUST_CHANGE_RESTARTS",
+    "FLEET",
+    "ONE_PROCESS_PER_ROLE",
     "validation",
     "resolve_method",
     "configure",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from . import client_fleet
+from . import client_fleet, profiles
 from . import job as jobs
 from . import plan as planner
 from .result import BadAnswer, DeployResult
@@ -115,7 +115,7 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
             "Fix: roll each kind out on its own"
         )
         return {"problems": problems, "described": described}
-    if kinds == ["client"]:
+    if profiles.get(kinds[0]).FLEET == client_fleet.MODE:
         facts = client_fleet.preflight(master, minions, opts, described)
         _check_lock(master, facts["problems"], described, minions)
         return facts
@@ -187,7 +187,8 @@ def _check_lock(master, problems: list, described: dict, minions: list[str]) -> 
 
 def _clients(pre: dict, minions: list[str]) -> bool:
     described = pre.get("described") or {}
-    return any((described.get(m) or {}).get("profile") == "client" for m in minions)
+    kinds = {(described.get(m) or {}).get("profile", "cassandra") for m in minions}
+    return any(profiles.get(kind).FLEET == client_fleet.MODE for kind in kinds)
 
 
 def _pick(info: dict) -> dict:

@@ -33,17 +33,23 @@ CLIENT_EKU = (ExtendedKeyUsageOID.CLIENT_AUTH,)
 class App:
     """The app's files, process and pillar on minion ``cass<n>``."""
 
-    def __init__(self, rig, salt_cli, root: Path, n: int = 1):
-        self.rig, self.salt_cli, self.dir, self.n = rig, salt_cli, root, n
+    suffix = "pem"  # the store files' suffix
+
+    def __init__(self, rig, salt_cli, root: Path, n: int = 1, name: str = APP):
+        self.rig, self.salt_cli, self.dir, self.n, self.name = rig, salt_cli, root, n, name
         self.minion = f"cass{n}"
-        self.keystore, self.truststore = root / "client.pem", root / "ca.pem"
+        self.keystore = root / f"client.{self.suffix}"
+        self.truststore = root / f"ca.{self.suffix}"
         self.status = root / "status.json"
+        self.identity = IDENTITY.replace(f"/{APP}/", f"/{name}/")
+        self.role = ROLE.replace(APP, name, 1)
 
     def generation(self, gen: str, ca=None, uris=None, eku=CLIENT_EKU):
-        identity = IDENTITY.replace("{generation}", gen)
-        self.rig.grant_identity(identity, ROLE.replace("{generation}", gen), superuser=False)
+        identity = self.identity.replace("{generation}", gen)
+        self.rig.grant_identity(identity, self.role.replace("{generation}", gen), superuser=False)
         issuer = ca or self.rig.issuing_ca()
-        return issuer.issue(f"{APP}-{gen}", uris=(identity,) if uris is None else uris, eku=eku)
+        subject = f"{self.name}-{gen}"
+        return issuer.issue(subject, uris=(identity,) if uris is None else uris, eku=eku)
 
     def install_first(self, leaf):
         write_private(self.keystore, pki.pem_keystore(leaf))
@@ -53,7 +59,15 @@ class App:
         return [sys.executable, "-m", "sandbox.client_app", action, "--status", str(self.status)]
 
     def start(self):
-        args = ["run", "--name", APP, "--cert", str(self.keystore), "--key", str(self.keystore)]
+        args = [
+            "run",
+            "--name",
+            self.name,
+            "--cert",
+            str(self.keystore),
+            "--key",
+            str(self.keystore),
+        ]
         args += ["--ca", str(self.truststore), "--status", str(self.status)]
         subprocess.Popen(
             [sys.executable, "-m", "sandbox.client_app", *args],
@@ -80,13 +94,13 @@ class App:
         owner = self.rig.pillar_for(self.rig.node(self.n))["certdeploy"]["targets"]["cassandra"]
         target = {
             "profile": "client",
-            "app": APP,
+            "app": self.name,
             "keystore": str(self.keystore),
             "truststore": str(self.truststore),
             "owner": owner["owner"],
             "group": owner["group"],
-            "identity": IDENTITY,
-            "role": ROLE,
+            "identity": self.identity,
+            "role": self.role,
             "contact_points": [f"{n.address}:9042" for n in self.rig.all_nodes()],
             "activate": {
                 "method": "reload",
@@ -99,19 +113,24 @@ class App:
             "verify_client": {"cert": str(self.rig.client_cert), "key": str(self.rig.client_key)},
             "verify_timeout": 30,
             "backup_dir": str(self.dir / "backups"),
+            **self.profile_settings(),
             **overrides,
         }
         extra = {}
         if bundle_leaf is not None:
-            anchor = trust or self.rig.root_ca().cert
-            extra["bundles"] = {APP: pki.bundle_dict(bundle_leaf, anchor)}
-        self.rig.set_pillar(self.n, extra, targets={APP: target})
+            anchors = trust or self.rig.root_ca().cert
+            anchors = anchors if isinstance(anchors, (list, tuple)) else (anchors,)
+            extra["bundles"] = {self.name: pki.bundle_dict(bundle_leaf, *anchors)}
+        self.rig.set_pillar(self.n, extra, targets={self.name: target})
         ret = self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=self.minion)
         assert ret.returncode == 0, ret
 
+    def profile_settings(self) -> dict:
+        return {}  # the Python app: PEM files, activated by reload (SIGHUP)
+
     def deploy(self, *args):
         return self.salt_cli.run(
-            "certdeploy.deploy", f"target={APP}", *args, minion_tgt=self.minion
+            "certdeploy.deploy", f"target={self.name}", *args, minion_tgt=self.minion
         )
 
     def peers(self) -> str:
@@ -131,7 +150,7 @@ class App:
     def seen_roles(self) -> dict:
         hosts = [n.address for n in self.rig.all_nodes()]
         seen = clients.connections(hosts, self.rig.cql_context())
-        return clients.roles(seen, lambda role: str(role).startswith(f"{APP}_"))
+        return clients.roles(seen, lambda role: str(role).startswith(f"{self.name}_"))
 
 
 def _wait(predicate, timeout: float, what: str):
