@@ -505,6 +505,8 @@ def rotate_ca(
     target="cassandra",
     settle=10,
     gate_timeout=90,
+    client_targets=None,
+    max_parallel=10,
 ):
     """
     Rotate the cluster to a new CA in three verified rolling phases: (1) every truststore gets
@@ -513,12 +515,20 @@ def rotate_ca(
     stops at the first failure. Phase 2 refuses until phase 1 holds everywhere; phase 3 refuses
     while any node serves an old-CA leaf. ``new_ca_file`` is a PEM path on the master.
 
+    With ``client_tgt`` (a glob of client minions) and ``client_targets`` (their pillar target
+    names, comma-separated) the client applications take part: phase 1 adds the new CA to
+    their truststores too, phase 2 deploys their pending new-CA leaves after the nodes' (canary,
+    then ``max_parallel``), and phase 3 is refused while any client connection is seen under an
+    old-CA identity, then removes the old CA from their truststores as well.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem
         salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem phase=1
+        salt-run certdeploy.rotate_ca 'cass*' /srv/pki/new-root.pem \
+            client_tgt='app*' client_targets=orders,billing
     """
 
     try:
@@ -527,7 +537,10 @@ def rotate_ca(
     except OSError as exc:
         raise CommandExecutionError(f"master: cannot read {new_ca_file}: {exc}") from exc
     opts = certdeploy_rollout.Options(
-        target=target, settle=float(settle), gate_timeout=float(gate_timeout)
+        target=target,
+        settle=float(settle),
+        gate_timeout=float(gate_timeout),
+        max_parallel=int(max_parallel),
     )
     phases = (1, 2, 3) if str(phase) == "all" else (int(phase),)
     results = []
@@ -541,6 +554,7 @@ def rotate_ca(
             opts=opts,
             old_ca_fingerprint=old_ca_fingerprint,
             client_tgt=client_tgt,
+            client_targets=client_targets,
         )
         results.append(_with_report(result))
         if result["status"] != "succeeded":

@@ -58,6 +58,7 @@ class App:
         self.status = {"name": args.name, "pid": os.getpid(), "ok": 0, "failed": 0}
         self.status["argv"] = [a for a in sys.argv[1:]]  # what `restart` starts again
         self.status.update(reloads=0, last_error=None, last_ok=None, fingerprint=None)
+        self.status.update(carried(args.status, args.name))
         self.reload_wanted = threading.Event()
         self.stop = threading.Event()
         self.session = self.driver = None
@@ -123,6 +124,19 @@ class App:
         self.driver.shutdown()
 
 
+def carried(status_file: str, name: str) -> dict:
+    """The counters of the process this one replaces (a restart), so ``failed`` counts every
+    failure of the app, across restarts; ``restarts`` says how many there were."""
+    try:
+        before = json.loads(Path(status_file).read_text())
+    except (OSError, ValueError):
+        return {"restarts": 0}
+    if before.get("name") != name:
+        return {"restarts": 0}
+    keep = {k: int(before.get(k) or 0) for k in ("ok", "failed", "reloads")}
+    return {**keep, "restarts": int(before.get("restarts") or 0) + 1}
+
+
 def healthy(status_file: str) -> tuple[bool, str]:
     try:
         status = json.loads(Path(status_file).read_text())
@@ -146,6 +160,7 @@ def restart(status_file: str, timeout: float = 60) -> int:
     while _alive(status["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     log = Path(status_file).with_suffix(".log")
+    started = time.time()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sandbox.client_app", *status["argv"]],
@@ -156,7 +171,7 @@ def restart(status_file: str, timeout: float = 60) -> int:
         )
     while time.monotonic() < deadline:
         now = json.loads(Path(status_file).read_text())
-        if now.get("pid") == proc.pid and now.get("ok", 0) > 0:
+        if now.get("pid") == proc.pid and (now.get("last_ok") or 0) >= started:
             print(f"restarted: pid {proc.pid}")
             return 0
         if proc.poll() is not None:

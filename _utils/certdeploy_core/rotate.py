@@ -8,9 +8,9 @@ Each phase is its own resumable job (kinds ``rotate_ca_phase1/2/3``) on the roll
 Phase 2 refuses until phase 1 holds on every node; phase 3 refuses while any node still
 serves a leaf that does not chain to the new CA.
 
-Client applications' truststores belong to phases 1 and 3 too. The hook is ``client_tgt``:
-once a client-application target profile exists, phases 1 and 3 run ``trust_update`` on those
-minions as well; until then passing it is refused rather than silently ignored.
+Client applications belong to every phase (``client_tgt`` and ``client_targets``, see
+:mod:`.rotate_clients`): their truststores in phases 1 and 3, their new-CA leaves after the
+nodes' in phase 2, and phase 3 refuses while any client connection uses an old-CA identity.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import bundle as cb
-from . import chain
+from . import chain, rotate_clients
 from . import job as jobs
 from . import plan as planner
 from . import rollout as rollouts
@@ -67,12 +67,8 @@ def rotate(
     opts: rollouts.Options,
     old_ca_fingerprint=None,
     client_tgt=None,
+    client_targets=None,
 ) -> dict:
-    if client_tgt:
-        raise SaltInvocationError(
-            "master: client_tgt: no client-application profile exists yet. Fix: rotate client "
-            "truststores with your own tooling in phases 1 and 3 (the hook is documented)"
-        )
     phase = int(phase)
     if phase not in PHASES:
         raise SaltInvocationError(f"master: phase={phase}: use 1, 2 or 3 (or run them in order)")
@@ -81,6 +77,14 @@ def rotate(
     minions = sorted(master.expected(tgt, tgt_type))
     if not minions:
         raise SaltInvocationError(f"master: no accepted minion matches {tgt!r}")
+    found = {}
+    if client_tgt:
+        if tgt_type != "glob":
+            raise SaltInvocationError(
+                f"master: tgt_type={tgt_type!r}: with client_tgt the nodes are named by a glob "
+                "(clients check cross-trust against them). Fix: pass tgt as a glob"
+            )
+        found = rotate_clients.groups(master, client_tgt, rotate_clients.names(client_targets))
     described, peers, status = _current(master, minions, opts)
 
     if phase == 2:
@@ -102,7 +106,14 @@ def rotate(
                 f"CA rotation phase 2 refused: the pending bundles of {wrong} are not signed "
                 "by the new CA. Fix: put new-CA leaves in the store. Nothing was changed."
             )
-        return rollouts.rollout(master, minions, "list", opts=opts)
+        if found:
+            rotate_clients.check_leaves_pending(master, found, new_ca)
+        result = rollouts.rollout(master, minions, "list", opts=opts)
+        return _with_clients(
+            result,
+            lambda: rotate_clients.leaves_step(master, found, opts=opts, nodes_tgt=tgt),
+            found,
+        )
 
     if phase == 3:
         old_leaf = [
@@ -116,6 +127,8 @@ def rotate(
                 f"CA rotation phase 3 refused: {old_leaf} still serve a leaf that does not chain "
                 "to the new CA. Fix: finish phase 2 first. Nothing was changed."
             )
+        if found:
+            rotate_clients.check_no_old_identity(master, found, new_ca)
         remove = (
             [old_ca_fingerprint]
             if old_ca_fingerprint
@@ -177,4 +190,23 @@ def rotate(
         jobs.release(master.cachedir, cluster, job.job_id)
     result = rollouts.finish(master, job)
     result["phase"], result["seconds"] = phase, round(time.time() - started, 2)
+    trust = {"remove": remove} if phase == 3 else {"add": [cb.cert_pem(new_ca)]}
+    return _with_clients(
+        result,
+        lambda: rotate_clients.trust_step(
+            master, found, phase, **trust, opts=opts, cluster=cluster
+        ),
+        found,
+    )
+
+
+def _with_clients(result: dict, step, found: dict) -> dict:
+    """The clients' part of a phase runs once the nodes' part succeeded; the phase succeeds
+    only when both did."""
+    if not found or result["status"] != "succeeded":
+        return result
+    clients = step()
+    result["clients"] = clients
+    if any(c["status"] != "succeeded" for c in clients) or len(clients) < len(found):
+        result["status"] = "failed"
     return result

@@ -39,13 +39,15 @@ import java.util.Enumeration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 public final class ClientApp {
   private final Map<String, String> args;
   private final char[] password;
   private volatile CqlSession session;
   private PreparedStatement insert, select;
-  private long ok, failed, reloads;
+  private long ok, failed, reloads, restarts;
   private String lastError, fingerprint, keystoreSha;
   private double lastOk;
   private volatile boolean stop;
@@ -81,6 +83,30 @@ public final class ClientApp {
     this.args = args;
     Path file = Path.of(args.get("password-file"));
     this.password = Files.readString(file, StandardCharsets.UTF_8).strip().toCharArray();
+    carryOver();
+  }
+
+  /** The counters of the process this one replaces (a restart): failures count across it. */
+  private void carryOver() {
+    Path status = Path.of(args.get("status"));
+    String before;
+    try {
+      before = Files.readString(status, StandardCharsets.UTF_8);
+    } catch (Exception e) {
+      return;
+    }
+    if (!before.contains("\"name\": " + json(args.get("name")) + ",")) {
+      return;
+    }
+    ok = counter(before, "ok");
+    failed = counter(before, "failed");
+    reloads = counter(before, "reloads");
+    restarts = counter(before, "restarts") + 1;
+  }
+
+  private static long counter(String text, String key) {
+    Matcher m = Pattern.compile("\"" + key + "\": (\\d+)").matcher(text);
+    return m.find() ? Long.parseLong(m.group(1)) : 0;
   }
 
   private static String sha256(byte[] data) throws Exception {
@@ -204,6 +230,7 @@ public final class ClientApp {
         "{\"name\": " + json(args.get("name"))
             + ", \"driver\": \"java-driver\", \"pid\": " + ProcessHandle.current().pid()
             + ", \"ok\": " + ok + ", \"failed\": " + failed + ", \"reloads\": " + reloads
+            + ", \"restarts\": " + restarts
             + ", \"fingerprint\": " + json(fingerprint) + ", \"last_error\": " + json(error)
             + ", \"last_ok\": " + (lastOk == 0 ? "null" : String.valueOf(lastOk))
             + ", \"argv\": " + args.getOrDefault("argv", "[]") + ", \"written\": " + now + "}";

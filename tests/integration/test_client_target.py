@@ -43,6 +43,7 @@ class App:
         self.status = root / "status.json"
         self.identity = IDENTITY.replace(f"/{APP}/", f"/{name}/")
         self.role = ROLE.replace(APP, name, 1)
+        self.reader = None  # the TLS context that reads system_views.clients (default: rig's)
 
     def generation(self, gen: str, ca=None, uris=None, eku=CLIENT_EKU):
         identity = self.identity.replace("{generation}", gen)
@@ -91,8 +92,20 @@ class App:
                 pass
 
     def pillar(self, bundle_leaf=None, trust=None, **overrides):
+        extra = {"bundles": {self.name: self.bundle(bundle_leaf, trust)}} if bundle_leaf else {}
+        self.rig.set_pillar(self.n, extra, targets={self.name: self.target(**overrides)})
+        ret = self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=self.minion)
+        assert ret.returncode == 0, ret
+
+    def bundle(self, leaf, trust=None) -> dict:
+        anchors = trust or self.rig.root_ca().cert
+        anchors = anchors if isinstance(anchors, (list, tuple)) else (anchors,)
+        return pki.bundle_dict(leaf, *anchors)
+
+    def target(self, **overrides) -> dict:
+        """This app's ``certdeploy:targets:<name>`` pillar."""
         owner = self.rig.pillar_for(self.rig.node(self.n))["certdeploy"]["targets"]["cassandra"]
-        target = {
+        return {
             "profile": "client",
             "app": self.name,
             "keystore": str(self.keystore),
@@ -116,14 +129,6 @@ class App:
             **self.profile_settings(),
             **overrides,
         }
-        extra = {}
-        if bundle_leaf is not None:
-            anchors = trust or self.rig.root_ca().cert
-            anchors = anchors if isinstance(anchors, (list, tuple)) else (anchors,)
-            extra["bundles"] = {self.name: pki.bundle_dict(bundle_leaf, *anchors)}
-        self.rig.set_pillar(self.n, extra, targets={self.name: target})
-        ret = self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=self.minion)
-        assert ret.returncode == 0, ret
 
     def profile_settings(self) -> dict:
         return {}  # the Python app: PEM files, activated by reload (SIGHUP)
@@ -149,7 +154,7 @@ class App:
 
     def seen_roles(self) -> dict:
         hosts = [n.address for n in self.rig.all_nodes()]
-        seen = clients.connections(hosts, self.rig.cql_context())
+        seen = clients.connections(hosts, self.reader or self.rig.cql_context())
         return clients.roles(seen, lambda role: str(role).startswith(f"{self.name}_"))
 
 
