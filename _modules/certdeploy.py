@@ -568,6 +568,7 @@ def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_
     result = certdeploy_compliance.check_node(
         tgt,
         record,
+        host=_host(),
         allowed_issuers=allowed_issuers,
         expected_cas=expected_cas,
         min_days=min_days,

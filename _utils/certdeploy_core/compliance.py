@@ -5,13 +5,18 @@ A node's findings: the served fingerprint equals the expected one on both ports,
 expiry, the issuer is allowed, TLS 1.0/1.1 refused and 1.2+ accepted (real handshakes), key
 and keystore files 0600 with the right owner, private backups, and the truststore holding
 exactly the expected CAs. Only fingerprints, names and dates: never key material.
+
+A client-side target (profiles ``client``, ``cqlsh``) serves no port: its ``served`` and
+``expiry`` come from its profile's health (installed leaf, the app's health command), and the
+TLS-version findings are replaced by ``server_view``, the profile's own live verification (every
+node accepts a login with the installed files and sees the app only under that leaf's role).
 """
 
 from __future__ import annotations
 
 import os
 
-from . import files, material, templates
+from . import files, material, profiles, templates
 from . import health_check as hc
 
 
@@ -19,10 +24,14 @@ def finding(check: str, ok: bool, message: str) -> dict:
     return {"check": check, "ok": bool(ok), "message": message}
 
 
-def check_node(target, record: dict, *, allowed_issuers=None, expected_cas=None, min_days=30):
+def check_node(
+    target, record: dict, *, host=None, allowed_issuers=None, expected_cas=None, min_days=30
+):
     """Every compliance finding for ``target``, live. ``record`` is the last deployment's
-    (its ``expected_fingerprint`` is what the node should serve)."""
-    health = hc.node_health(
+    (its ``expected_fingerprint`` is what the node should serve); ``host`` runs a client
+    target's commands (its health, cqlsh)."""
+    profile = profiles.get(target)
+    health = profile.health(
         target, warn_days=int(min_days), expected=record.get("expected_fingerprint")
     )
     findings = [
@@ -39,11 +48,14 @@ def check_node(target, record: dict, *, allowed_issuers=None, expected_cas=None,
     issuer = (disk.get("keystore") or {}).get("issuer")
     if allowed_issuers is not None:
         findings.append(finding("issuer", issuer in list(allowed_issuers), f"issuer {issuer}"))
-    for label, host, port in (
-        ("client", target.rpc_address, target.client_port),
-        ("internode", target.listen_address, target.internode_port),
-    ):
-        findings.append(_tls_finding(target, label, host, port))
+    if profile.FLEET == "cluster":
+        for label, address, port in (
+            ("client", target.rpc_address, target.client_port),
+            ("internode", target.listen_address, target.internode_port),
+        ):
+            findings.append(_tls_finding(target, label, address, port))
+    else:
+        findings.append(_server_view(profile, target, host, health))
     findings.extend(hc.file_findings(target))
     trust = disk.get("truststore")
     if expected_cas is not None:
@@ -58,6 +70,19 @@ def check_node(target, record: dict, *, allowed_issuers=None, expected_cas=None,
         "not_after": health["not_after"],
         "days_left": health["days_left"],
     }
+
+
+def _server_view(profile, target, host, health) -> dict:
+    installed = (health.get("served") or {}).get("installed")
+    if host is None or not installed:
+        return finding("server_view", False, "no installed leaf to verify" if host else "no host")
+    timeout = min(float(target.verify_timeout), 30.0)
+    evidence = profile.verify(target, host, installed, timeout=timeout)
+    seen = evidence.get("connections") or {
+        address: run.get("roles") for address, run in (evidence.get("cqlsh") or {}).items()
+    }
+    why = "; ".join(evidence.get("problems") or []) or f"seen {seen}"
+    return finding("server_view", evidence["ok"], f"role {evidence.get('role')}: {why}"[:600])
 
 
 def _tls_finding(target, label, host, port) -> dict:

@@ -267,3 +267,25 @@ def test_4_salt_run_rollout_deploys_two_apps_and_every_node_sees_both_moved(app,
     finally:
         second.stop()
         app.rig.set_pillar(2)
+
+
+def test_5_compliance_checks_the_app_from_the_server_side(app):
+    """``salt-run certdeploy.compliance`` over a client target: files, expiry and the server's
+    view (every node sees the app only under its installed leaf's role), changing nothing."""
+    from tests.integration.test_rollout import Cluster, last_json
+
+    before = app.files()
+    ret = Cluster(app.rig, app.salt_cli).salt_run("certdeploy.compliance", "cass1", f"target={APP}")
+    result, _ = last_json(ret.stdout)
+    assert ret.returncode == 0 and result["ok"], ret.stdout[-3000:]
+    findings = {f["check"]: f for f in result["nodes"]["cass1"]["findings"]}
+    assert findings["server_view"]["ok"] and "orders_g5" in findings["server_view"]["message"]
+    assert "tls_versions_client" not in findings  # a client serves no port
+    assert app.files() == before
+
+    app.stop()  # the app is gone: the server no longer sees it, and compliance says so
+    _wait(lambda: not any(app.seen_roles().values()), 30, "the app's connections to close")
+    ret = app.salt_cli.run("certdeploy.compliance", f"target={APP}", minion_tgt="cass1")
+    findings = {f["check"]: f for f in ret.data["findings"]}
+    assert ret.returncode != 0 and not findings["server_view"]["ok"], ret.data
+    app.start()

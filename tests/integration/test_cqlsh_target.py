@@ -125,3 +125,10 @@ def test_2_failed_verification_restores_the_files_and_the_cqlshrc(ops):
     assert ops.files() == before
     run = ops.cqlsh(ops.rig.node(2).address)
     assert run.returncode == 0 and "ops_g2" in run.stdout, run.stdout + run.stderr
+
+
+def test_3_compliance_runs_cqlsh_against_every_node(ops):
+    ret = ops.salt_cli.run("certdeploy.compliance", f"target={NAME}", minion_tgt="cass1")
+    assert ret.returncode == 0 and ret.data["ok"], ret.data
+    findings = {f["check"]: f for f in ret.data["findings"]}
+    assert findings["server_view"]["ok"] and "ops_g2" in findings["server_view"]["message"]
