@@ -59,6 +59,10 @@ def configure(target, *, test=False) -> dict:
     return cyaml.apply(target.config_file, target.desired_yaml(), node=target.node, test=test)
 
 
+def retire(target, host, backup_id) -> dict:
+    return {"skipped": "a node's identity is its addresses: nothing to retire"}
+
+
 def validation(target) -> dict:
     """What the leaf must carry: the node's addresses and names, serverAuth and clientAuth."""
     return {"names": target.names()}

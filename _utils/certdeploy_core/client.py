@@ -31,6 +31,7 @@ from . import pem as pem_util
 from .client_target import ACTIVATION_METHODS
 from .client_target import load as load  # the profile's target
 from .poll import poll
+from .retire import retire as retire  # retire_old: drop the replaced leaf's identity
 
 METHODS = ("auto", *ACTIVATION_METHODS)
 TRUST_CHANGE_RESTARTS = True
@@ -52,6 +53,7 @@ DEFAULTS = {
     "backup_keep": 5,
     "min_days_remaining": 30,
     "drill_fail_step": None,
+    "retire_old": False,
 }
 REQUIRED = ("app", "keystore", "truststore", "identity", "contact_points")
 

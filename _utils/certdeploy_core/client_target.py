@@ -55,6 +55,7 @@ class ClientTarget:
     backup_keep: int
     min_days_remaining: int
     drill_fail_step: str | None
+    retire_old: bool = False  # after success, DROP IDENTITY the replaced leaf's (retire.py)
     keystore_password: str | None = field(default=None, repr=False)
     truststore_password: str | None = field(default=None, repr=False)
     config_file: None = None  # nothing to configure: the app reads the files it always read
@@ -84,6 +85,12 @@ def argv(value, key, bad) -> tuple[str, ...]:
             key, f"{value!r} is not an argv list", "give a list, e.g. [systemctl, restart, app]"
         )
     return tuple(str(a) for a in value)
+
+
+def _flag(value, key, bad) -> bool:
+    if value in (None, False, True):
+        return bool(value)
+    raise bad(key, f"{value!r} is not true or false", "use retire_old: true (or leave it out)")
 
 
 def _contact_points(value, bad) -> tuple[tuple[str, int], ...]:
@@ -132,6 +139,7 @@ def common(name: str, profile: str, data: dict, node: str, bad) -> dict:
         backup_keep=int(data["backup_keep"]),
         min_days_remaining=int(data["min_days_remaining"]),
         drill_fail_step=pillar_checks.drill(data.get("drill_fail_step"), bad),
+        retire_old=_flag(data.get("retire_old"), "retire_old", bad),
         keystore_password=data.get("keystore_password"),
         truststore_password=data.get("truststore_password"),
     )

@@ -40,6 +40,7 @@ REQUIRED = (*client.REQUIRED, "cqlshrc")
 QUERY = "SELECT username FROM system_views.clients"
 HEADER = "; [connection] ssl, [ssl] and [auth_provider] are managed by certdeploy\n"
 
+retire = client.retire
 validation = client.validation
 served = client.served
 explain = client.explain

@@ -282,6 +282,9 @@ def deploy(
                 f"{target.node}: verification failed: {_why(target, result['verification'])}"
             )
         result["outcome"] = "deployed"
+        result["retired"] = profiles.get(target).retire(target, host, result["backup"]["backup_id"])
+        if result["retired"].get("ok") is False:
+            host.progress(f"{target.node}: deployed, but retire_old failed: {result['retired']}")
     except (StepFailed, CommandExecutionError, OSError) as exc:
         result["failed_step"], result["error"] = step, str(exc)
         host.progress(f"{target.node}: {step} failed, rolling back")

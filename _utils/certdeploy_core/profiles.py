@@ -20,6 +20,8 @@ new kind of target is one new module here plus its pillar documentation:
     ``"clients"`` (canary then ``max_parallel``; each target proves itself)
 ``ONE_PROCESS_PER_ROLE``
     whether instances sharing a role need ``pid_command`` to tell their connections apart
+``retire(target, host, backup_id)``
+    after a verified deployment: retire what it replaced (``retire_old``), with proof
 ``is_serving(target)``
     whether the target serves at all (a rollback of a stopped target restarts it)
 
@@ -51,6 +53,7 @@ HOOKS = (
     "served",
     "explain",
     "health",
+    "retire",
 )
 
 

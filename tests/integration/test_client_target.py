@@ -289,3 +289,19 @@ def test_5_compliance_checks_the_app_from_the_server_side(app):
     findings = {f["check"]: f for f in ret.data["findings"]}
     assert ret.returncode != 0 and not findings["server_view"]["ok"], ret.data
     app.start()
+
+
+def test_6_retire_old_drops_the_old_identity_and_the_old_certificate_is_refused(app):
+    _wait(lambda: app.only("orders_g5"), 30, "the app under g5 again")
+    leaf = app.generation("g6")
+    app.pillar(leaf, retire_old=True)
+    ret = app.deploy(app.peers())
+    result = ret.data
+    assert ret.returncode == 0 and result["outcome"] == "deployed", result
+    retired = result["retired"]
+    print(f"\n[client] retire_old: {retired}")
+    assert retired["ok"] and retired["identity"].endswith("/orders/g5"), retired
+    assert set(retired["refused"]) == {n.address for n in app.rig.all_nodes()}
+    assert all(r["refused"] for r in retired["refused"].values()), retired
+    assert app.only("orders_g6")
+    assert app.read()["failed"] == 0, app.read()

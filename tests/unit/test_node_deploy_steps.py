@@ -42,6 +42,9 @@ class FakeProfile:
             activate=self.activate,
             verify=self.verify,
             is_serving=lambda target: True,
+            retire=cassandra.retire,
+            FLEET=cassandra.FLEET,
+            ONE_PROCESS_PER_ROLE=False,
         )
 
     def activate(self, target, host, *, method="auto", restart_required=False):
