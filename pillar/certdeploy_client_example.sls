@@ -44,3 +44,32 @@ certdeploy:
       backup_dir: /var/lib/certdeploy/backups
       backup_keep: 5
       min_days_remaining: 30
+      # After a verified deployment, DROP IDENTITY the replaced leaf's identity and prove
+      # every node refuses a login with it (verify_client's role needs that right). A later
+      # rollback past it needs the identity added again.
+      retire_old: false
+
+    # A java-driver 4.18.1+ app: PKCS#12 stores, picked up by keystore-reload-interval.
+    billing:
+      profile: client
+      app: billing
+      store_type: pkcs12
+      keystore: /etc/billing/tls/client.p12
+      keystore_password: change-me
+      truststore: /etc/billing/tls/truststore.p12
+      truststore_password: change-me
+      owner: billing
+      group: billing
+      mode: '0600'
+      identity: spiffe://prod-cassandra/billing/{generation}
+      role: billing_{generation}
+      contact_points: ['10.0.0.11:9042', '10.0.0.12:9042', '10.0.0.13:9042']
+      activate:
+        method: watch
+        watch_seconds: 40          # keystore-reload-interval (e.g. 30 s) plus a margin
+        restart: [systemctl, restart, billing]   # a truststore change restarts it
+      health: [/usr/local/bin/billing-health]
+      pid_command: [systemctl, show, --property=MainPID, --value, billing]
+      verify_client:
+        cert: /etc/certdeploy/client.crt
+        key: /etc/certdeploy/client.key
