@@ -159,10 +159,9 @@ def _own_endpoints(target, host, evidence) -> set | None:
         return None
 
 
-def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
-    """The installed files are ``expected``, every node accepts a login with them, and the
-    server sees the app only under the new generation's role (see the module docstring)."""
-    timeout = float(timeout or target.verify_timeout)
+def installed_evidence(target, expected: str) -> dict:
+    """The start of every client-side verification: is the installed keystore ``expected``,
+    and which role does its leaf's identity map to."""
     on_disk = material.on_disk(target)["keystore"] or {}
     cert = material.open_current_keystore(target)[1]
     _, generation = checks.leaf_identity(cert, target.identity)
@@ -171,11 +170,25 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None) 
     evidence.update(deterministic=None, problems=[])
     if evidence["installed"] != expected:
         evidence["problems"].append(f"the installed keystore is {evidence['installed']}")
+    return evidence
+
+
+def login_evidence(target, evidence: dict) -> None:
+    """A fresh login with the installed files on every contact point; a refusal is final."""
     evidence["login"] = _logins(target)
     refused = {h: e["error"] for h, e in evidence["login"].items() if not e["ok"]}
     if refused:
-        evidence["deterministic"] = f"a node refuses the app's login with the new files: {refused}"
+        evidence["deterministic"] = f"a node refuses the login with the installed files: {refused}"
         evidence["problems"].append(evidence["deterministic"])
+
+
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+    """The installed files are ``expected``, every node accepts a login with them, and the
+    server sees the app only under the new generation's role (see the module docstring)."""
+    timeout = float(timeout or target.verify_timeout)
+    evidence = installed_evidence(target, expected)
+    role = evidence["role"]
+    login_evidence(target, evidence)
     if not evidence["problems"]:
         among = app_roles(target)
 

@@ -28,7 +28,7 @@ import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from . import checks, client, files, material
+from . import client, files
 from .cqlsh_target import load as load  # the profile's target
 
 METHODS = ("auto", "none")
@@ -173,23 +173,13 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None) 
     """The installed files are ``expected``, the cqlshrc names them, every node accepts a login
     with them, and a real cqlsh is listed by every node under the new generation's role."""
     timeout = float(timeout or target.verify_timeout)
-    on_disk = material.on_disk(target)["keystore"] or {}
-    cert = material.open_current_keystore(target)[1]
-    _, generation = checks.leaf_identity(cert, target.identity)
-    role = target.role_for(generation or "")
-    evidence = {"expected": expected, "installed": on_disk.get("fingerprint"), "role": role}
-    evidence.update(deterministic=None, problems=[])
-    if evidence["installed"] != expected:
-        evidence["problems"].append(f"the installed keystore is {evidence['installed']}")
+    evidence = client.installed_evidence(target, expected)
+    role = evidence["role"]
     drift = render(_current(target), desired(target), target.cqlshrc)["changes"]
     if drift:
         keys = ", ".join(f"[{c['section']}] {c['key']}" for c in drift)
         evidence["problems"].append(f"{target.cqlshrc} does not name the installed files: {keys}")
-    evidence["login"] = client._logins(target)
-    refused = {h: e["error"] for h, e in evidence["login"].items() if not e["ok"]}
-    if refused:
-        evidence["deterministic"] = f"a node refuses the login with the new files: {refused}"
-        evidence["problems"].append(evidence["deterministic"])
+    client.login_evidence(target, evidence)
     evidence["cqlsh"] = {}
     if not evidence["problems"]:
         for address, port in target.contact_points:

@@ -55,7 +55,7 @@ def groups(master, client_tgt: str, targets: list[str]) -> dict[str, list[str]]:
             m
             for m in minions
             if _ok(described.get(m))
-            and rollouts_fleet(described[m].get("profile")) == client_fleet.MODE
+            and _fleet(described[m].get("profile")) == client_fleet.MODE
         ]
         if not members:
             raise SaltInvocationError(
@@ -73,7 +73,7 @@ def groups(master, client_tgt: str, targets: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def rollouts_fleet(profile) -> str | None:
+def _fleet(profile) -> str | None:
     try:
         return profiles.get(profile or "").FLEET
     except SaltInvocationError:

@@ -59,26 +59,21 @@ class App:
     def control(self, action):
         return [sys.executable, "-m", "sandbox.client_app", action, "--status", str(self.status)]
 
-    def start(self):
-        args = [
-            "run",
-            "--name",
-            self.name,
-            "--cert",
-            str(self.keystore),
-            "--key",
-            str(self.keystore),
-        ]
-        args += ["--ca", str(self.truststore), "--status", str(self.status)]
+    def start_args(self) -> list[str]:
+        args = ["run", "--name", self.name, "--cert", str(self.keystore)]
+        args += ["--key", str(self.keystore), "--ca", str(self.truststore)]
+        return args + ["--status", str(self.status)]
+
+    def start(self, timeout: float = 60):
         subprocess.Popen(
-            [sys.executable, "-m", "sandbox.client_app", *args],
+            [sys.executable, "-m", "sandbox.client_app", *self.start_args()],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "app.log", "ab"),  # noqa: SIM115 - the app's own log
             start_new_session=True,
         )
-        _wait(lambda: self.read().get("ok", 0) > 0, 60, "the app's first request")
+        _wait(lambda: self.read().get("ok", 0) > 0, timeout, f"{self.name}'s first request")
 
     def read(self) -> dict:
         return json.loads(self.status.read_text()) if self.status.exists() else {}
@@ -133,6 +128,30 @@ class App:
     def profile_settings(self) -> dict:
         return {}  # the Python app: PEM files, activated by reload (SIGHUP)
 
+    def deploy_generation(self, gen: str, method: str) -> dict:
+        """Deploy a new generation's leaf; it must end ``deployed`` with the server's proof:
+        every node accepts the login and lists the app's connections only under the new role."""
+        leaf = self.generation(gen)
+        self.pillar(leaf)
+        started = time.monotonic()
+        ret = self.deploy(self.peers())
+        took = time.monotonic() - started
+        result = ret.data
+        assert ret.returncode == 0 and result["outcome"] == "deployed", result
+        evidence = result["verification"]
+        print(
+            f"\n[client] {self.name} by {method}: {took:.1f}s wall; new role on every node "
+            f"{evidence['seconds_to_new_role']}s after activation; {evidence['connections']}"
+        )
+        assert result["activation"]["method"] == method, result["activation"]
+        role = self.role.replace("{generation}", gen)
+        assert evidence["role"] == role and all(e["ok"] for e in evidence["login"].values())
+        assert set(evidence["connections"]) == {n.address for n in self.rig.all_nodes()}
+        assert self.only(role)
+        state = self.read()
+        assert state["failed"] == 0 and state["fingerprint"] == leaf.fingerprint, state
+        return result
+
     def deploy(self, *args):
         return self.salt_cli.run(
             "certdeploy.deploy", f"target={self.name}", *args, minion_tgt=self.minion
@@ -181,20 +200,7 @@ def app(rig, salt_cli, synced, tmp_path_factory):
 
 def test_1_deploy_by_reload_moves_every_connection_to_the_new_role(app):
     _wait(lambda: app.only("orders_g1"), 30, "g1 connections on every node")
-    leaf = app.generation("g2")
-    app.pillar(leaf)
-    started = time.monotonic()
-    ret = app.deploy(app.peers())
-    took = time.monotonic() - started
-    result = ret.data
-    assert ret.returncode == 0 and result["outcome"] == "deployed", result
-    evidence = result["verification"]
-    print(
-        f"\n[client] deploy by reload: {took:.1f}s wall; new role on every node "
-        f"{evidence['seconds_to_new_role']}s after activation; {evidence['connections']}"
-    )
-    assert evidence["role"] == "orders_g2" and all(e["ok"] for e in evidence["login"].values())
-    assert set(evidence["connections"]) == {n.address for n in app.rig.all_nodes()}
+    app.deploy_generation("g2", "reload")
     assert app.only("orders_g2")
     state = app.read()
     assert state["failed"] == 0 and state["reloads"] == 1, state
