@@ -1,6 +1,7 @@
-"""``python -m sandbox up|status|reset|down|issue`` — and ``node start|stop N``, the sandbox's node
-control. ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves from the sandbox CA: into
-files (cert, key, trust per minion) or straight into the master's certificate store."""
+"""``python -m sandbox up [--apps]|status|reset|down|issue|apps start|stop`` — and ``node
+start|stop N``, the sandbox's node control. ``apps`` are the two sample client applications
+(``sandbox/apps.py``). ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves from the
+sandbox CA: into files (cert, key, trust per minion) or straight into the master's store."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sandbox import apps as sample_apps
 from sandbox import pki
 from sandbox.cassandra import Node, NodeError
 from sandbox.rig import DEFAULT_DIR, Rig
@@ -111,6 +113,9 @@ def main(argv=None) -> int:
         action="store_true",
         help="AllowAllAuthenticator instead of MutualTlsAuthenticator (no roles from certs)",
     )
+    up.add_argument("--apps", action="store_true", help="also start the sample client apps")
+    apps = sub.add_parser("apps", help="the sample client applications (shop, ledger)")
+    apps.add_argument("action", choices=("start", "stop"))
     sub.add_parser("status", help="ring, served fingerprints and a CQL read over mTLS")
     sub.add_parser("reset", help="put the issued certificates, config and pillar back")
     sub.add_parser("down", help="stop everything 'up' started")
@@ -131,6 +136,8 @@ def main(argv=None) -> int:
             mtls_auth = client_auth and not args.no_mtls_auth
             rig = Rig(args.dir, args.nodes, args.keystore, client_auth, mtls_auth)
             descriptor = rig.up()
+            if args.apps:
+                sample_apps.start(rig)
             print(f"descriptor: {rig.descriptor_path}")
             print(f"try: salt -c {descriptor['salt_config_dir']} '*' test.ping")
             return 0
@@ -143,7 +150,15 @@ def main(argv=None) -> int:
             print(json.dumps(reset(rig)))
             return 0
         if args.command == "down":
+            sample_apps.stop(rig)
             rig.down()
+            return 0
+        if args.command == "apps":
+            if args.action == "start":
+                sample_apps.start(rig)
+                print(f"pillar for their targets: {rig.root / 'apps' / 'apps.json'}")
+            else:
+                sample_apps.stop(rig)
             return 0
         if args.command == "issue":
             return issue(rig, args.minions, args.store, args.out)
