@@ -16,6 +16,10 @@ every second; ``health`` reads them. ``reload`` sends the running app SIGHUP; ``
 stops it and starts it again, detached, with the arguments it was started with. These are the
 commands a ``client`` target's pillar names (``activate``, ``health``, ``pid_command``).
 
+The rollback drill: a file ``<status>.unhealthy`` holding a leaf's SHA-256 makes ``health``
+fail while the app runs with that leaf, so a deployment of it does not come back healthy and
+certdeploy rolls it back; with the old leaf the app is healthy again.
+
 ``run-java`` execs the java-driver 4.19 app in the same process (same pid), which writes the
 same status file; it picks up a new keystore by itself (``watch``), see ``ClientApp.java``.
 """
@@ -142,6 +146,9 @@ def healthy(status_file: str) -> tuple[bool, str]:
         status = json.loads(Path(status_file).read_text())
     except (OSError, ValueError) as exc:
         return False, f"no status in {status_file}: {exc}"
+    sick = Path(status_file).with_suffix(".unhealthy")  # the drill: see the module docstring
+    if sick.exists() and sick.read_text().strip() == status.get("fingerprint"):
+        return False, f"drill: unhealthy while serving with {status['fingerprint'][:16]}"
     age = time.time() - (status.get("last_ok") or 0)
     if age > STALE_AFTER:
         return False, f"no successful request for {age:.0f}s: {status.get('last_error')}"

@@ -54,8 +54,7 @@ def groups(master, client_tgt: str, targets: list[str]) -> dict[str, list[str]]:
         members = [
             m
             for m in minions
-            if _ok(described.get(m))
-            and _fleet(described[m].get("profile")) == client_fleet.MODE
+            if _ok(described.get(m)) and _fleet(described[m].get("profile")) == client_fleet.MODE
         ]
         if not members:
             raise SaltInvocationError(

@@ -229,12 +229,18 @@ def test_2_bad_leaves_are_refused_before_any_change(app, case):
     assert app.read()["failed"] == 0
 
 
-def test_3_failed_verification_rolls_back_and_the_server_sees_the_old_role(app):
+def test_3_an_app_that_does_not_come_back_healthy_is_rolled_back_to_its_old_role(app):
     leaf = app.generation("g4")
-    app.pillar(leaf, drill_fail_step="verify")
-    ret = app.deploy(app.peers())
+    app.pillar(leaf)
+    app.status.with_suffix(".unhealthy").write_text(leaf.fingerprint)  # the app's drill
+    try:
+        ret = app.deploy(app.peers())
+    finally:
+        app.status.with_suffix(".unhealthy").unlink()
     result = ret.data
     assert ret.returncode != 0 and result["outcome"] == "rolled_back", result
+    health = result["verification"]["health"]
+    assert not health["ok"] and "drill: unhealthy" in health["output"], health
     back = result["rollback"]["verification"]
     assert back["ok"] and back["role"] == "orders_g2", back
     assert app.only("orders_g2")
