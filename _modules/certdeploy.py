@@ -12,6 +12,7 @@ Private-key bytes never appear in a return, an event or the log.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 from salt.exceptions import CommandExecutionError
@@ -25,6 +26,8 @@ try:
     from certdeploy_core import gate as certdeploy_gate
     from certdeploy_core import material as certdeploy_material
     from certdeploy_core import node as certdeploy_node
+    from certdeploy_core import pillar_file as certdeploy_pillar_file
+    from certdeploy_core import result as certdeploy_result
     from certdeploy_core import target as certdeploy_target
     from certdeploy_core import trust as certdeploy_trust
 
@@ -54,11 +57,16 @@ def __virtual__():
 def _face(func):
     """The one error boundary of every public function: certdeploy's errors are already
     Salt's (``certdeploy_core.errors``); a stray ``OSError`` becomes a clean
-    ``CommandExecutionError`` naming the minion and the file, never a traceback."""
+    ``CommandExecutionError`` naming the minion and the file, never a traceback.
+
+    Every public function also takes ``pillar_file=``: the agentless hand-over of the
+    salt-ssh wrapper (:mod:`certdeploy_core.pillar_file`), read and deleted before the call."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, pillar_file=None, **kwargs):
         try:
+            if pillar_file:
+                _load_pillar_file(pillar_file)
             return func(*args, **kwargs)
         except OSError as exc:
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
@@ -67,11 +75,37 @@ def _face(func):
                 "Fix: check that path's existence, owner and mode on this minion"
             ) from exc
 
+    # Salt checks keyword arguments against the signature it finds behind ``__wrapped__``.
+    signature = inspect.signature(func)
+    extra = inspect.Parameter("pillar_file", inspect.Parameter.KEYWORD_ONLY, default=None)
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
+    del wrapper.__wrapped__
     return wrapper
 
 
+def _load_pillar_file(path):
+    """Read (and delete) the wrapper's pillar file; it is used only when this minion's own
+    pillar has no ``certdeploy`` (a salt-ssh target's ``salt-call --local``)."""
+    if __pillar__.get("certdeploy"):
+        certdeploy_pillar_file.remove(path)
+        log.warning("certdeploy: %s has its own pillar; %s deleted unread", __opts__["id"], path)
+        return
+    __context__["certdeploy.pillar"] = certdeploy_pillar_file.read_and_remove(path, __opts__["id"])
+
+
+def _pillar():
+    """This target's pillar: the minion's own, or the one the salt-ssh wrapper shipped."""
+    if __pillar__.get("certdeploy"):
+        return __pillar__
+    return __context__.get("certdeploy.pillar") or __pillar__
+
+
+def _agentless():
+    return bool(_pillar().get(certdeploy_pillar_file.AGENTLESS))
+
+
 def _target(target="cassandra"):
-    return certdeploy_target.load_target(__pillar__, target, __opts__["id"])
+    return certdeploy_target.load_target(_pillar(), target, __opts__["id"])
 
 
 def _host():
@@ -91,15 +125,23 @@ def _host():
     def progress(message):
         log.info("certdeploy: %s", message)
 
-    return certdeploy_node.Host(
-        run=run, service=service, cachedir=__opts__["cachedir"], progress=progress
-    )
+    return certdeploy_node.Host(run=run, service=service, cachedir=_state_dir(), progress=progress)
+
+
+def _state_dir():
+    """Where the last-deploy record lives: pillar ``certdeploy:state_dir``, else the minion's
+    cachedir. Agentless, the cachedir is inside salt-ssh's thin dir (wiped by ``-W`` or a new
+    thin), so the default there is ``/var/lib/certdeploy``."""
+    configured = (_pillar().get("certdeploy") or {}).get("state_dir")
+    if configured:
+        return str(configured)
+    return "/var/lib/certdeploy" if _agentless() else __opts__["cachedir"]
 
 
 def _bundle(tgt):
     """The new material, from pillar only: a job argument would put the key in the master's
     job cache."""
-    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+    pillar = certdeploy_target.plain(_pillar().get("certdeploy") or {})
     bundle = (pillar.get("bundles") or {}).get(tgt.name) or pillar.get("bundle")
     return certdeploy_material.read_bundle(tgt, bundle)
 
@@ -112,18 +154,13 @@ def _failed(ok):
 
 
 def _fire(tgt, outcome, data):
+    if _agentless():
+        return  # no event bus under salt-ssh: the master fires it from the return
     tag = f"certdeploy/node/{__opts__['id']}/{outcome}"
     try:
         __salt__["event.send"](tag, {"target": tgt.name, "node": tgt.node, **data})
     except Exception as exc:  # noqa: BLE001 - a lost event must not fail a deployment
         log.warning("certdeploy: could not fire %s: %s", tag, exc)
-
-
-def _event_data(result):
-    keys = ("outcome", "old_fingerprint", "new_fingerprint", "failed_step", "error", "timings")
-    data = {k: result.get(k) for k in keys}
-    data["backup_id"] = (result.get("backup") or {}).get("backup_id")
-    return data
 
 
 # ----------------------------------------------------------------------------- public
@@ -312,10 +349,7 @@ def deploy(
         skip_cross_trust=skip_cross_trust,
         verify_timeout=verify_timeout,
     )
-    outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
-        result["outcome"], "failed"
-    )
-    _fire(tgt, outcome, _event_data(result))
+    _fire(tgt, *certdeploy_result.node_event(result))
     if result["outcome"] == "rollback_failed":
         log.error("certdeploy: %s ROLLBACK FAILED: %s", tgt.node, result.get("rollback"))
     _failed(result["outcome"] == "deployed")
@@ -360,10 +394,7 @@ def trust_update(
         verify_timeout=verify_timeout,
     )
     result["trust"] = sorted(certdeploy_bundle.fingerprint(ca) for ca in trust)
-    outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
-        result["outcome"], "failed"
-    )
-    _fire(tgt, outcome, _event_data(result))
+    _fire(tgt, *certdeploy_result.node_event(result))
     _failed(result["outcome"] == "deployed")
     return result
 
@@ -419,7 +450,7 @@ def health(target="cassandra", warn_days=30, timeout=3):
     result = certdeploy_node.health(
         tgt, record.get("expected_fingerprint"), warn_days=float(warn_days), timeout=float(timeout)
     )
-    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+    pillar = certdeploy_target.plain(_pillar().get("certdeploy") or {})
     return {
         **result,
         "cluster": pillar.get("cluster"),
@@ -439,7 +470,7 @@ def targets():
 
         salt '*' certdeploy.targets
     """
-    return certdeploy_target.target_names(__pillar__)
+    return certdeploy_target.target_names(_pillar())
 
 
 @_face
@@ -454,7 +485,7 @@ def describe(target="cassandra"):
 
         salt 'cass*' certdeploy.describe
     """
-    pillar = certdeploy_target.plain(__pillar__.get("certdeploy") or {})
+    pillar = certdeploy_target.plain(_pillar().get("certdeploy") or {})
     return {
         **_target(target).public(),
         "cluster": str(pillar.get("cluster") or "default"),

@@ -25,6 +25,7 @@ try:
     from certdeploy_core import report as certdeploy_report
     from certdeploy_core import rollout as certdeploy_rollout
     from certdeploy_core import rotate as certdeploy_rotate
+    from certdeploy_core import ssh_transport as certdeploy_ssh_transport
     from certdeploy_core import store as certdeploy_store
     from certdeploy_core import transport as certdeploy_transport
 
@@ -64,9 +65,19 @@ def _master():
         except NameError:  # called outside a runner job (e.g. from orchestration internals)
             pass
 
-    return certdeploy_rollout.Master.over(
-        certdeploy_transport.MinionTransport(__opts__), fire, progress, __opts__["cachedir"]
+    return certdeploy_rollout.Master.over(_transport(), fire, progress, __opts__["cachedir"])
+
+
+def _transport():
+    """Minions, plus the roster's salt-ssh targets when the master has a roster: one job can
+    then hold a mixed fleet (an id is reached through the first transport that names it)."""
+    minions = certdeploy_transport.MinionTransport(__opts__)
+    if not certdeploy_ssh_transport.configured(__opts__):
+        return minions
+    ssh = certdeploy_ssh_transport.SSHTransport(
+        __opts__, max_procs=int(__opts__.get("ssh_max_procs") or 25)
     )
+    return certdeploy_transport.Routed(minions, ssh)
 
 
 def _reports_dir():

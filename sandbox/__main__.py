@@ -1,4 +1,4 @@
-"""``python -m sandbox up [--apps]|status|reset|down|issue|apps start|stop`` — and ``node
+"""``python -m sandbox up [--apps] [--ssh N]|status|reset|down|issue|apps start|stop`` — and ``node
 start|stop N``, the sandbox's node control. ``apps`` are the two sample client applications
 (``sandbox/apps.py``). ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves from the
 sandbox CA: into files (cert, key, trust per minion) or straight into the master's store."""
@@ -65,6 +65,7 @@ def issue(rig: Rig, minions: list[str], store: bool, out: Path | None) -> int:
     """Fresh leaves for ``minions`` from the sandbox's issuing CA (valid node certificates:
     IP and DNS SANs, serverAuth + clientAuth)."""
     known = {node.name: node.n for node in rig.all_nodes()}
+    known.update({rig.ssh_id(node): node.n for node in rig.ssh_nodes()})
     unknown = [m for m in minions if m not in known]
     if unknown:
         print(
@@ -114,6 +115,18 @@ def main(argv=None) -> int:
         help="AllowAllAuthenticator instead of MutualTlsAuthenticator (no roles from certs)",
     )
     up.add_argument("--apps", action="store_true", help="also start the sample client apps")
+    up.add_argument(
+        "--ssh",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve N nodes (cass2 first) through salt-ssh as <node>-ssh instead of a minion",
+    )
+    up.add_argument(
+        "--ssh-beside",
+        action="store_true",
+        help="keep those nodes' minions too; the roster goes into salt/etc-ssh (the test rig)",
+    )
     apps = sub.add_parser("apps", help="the sample client applications (shop, ledger)")
     apps.add_argument("action", choices=("start", "stop"))
     sub.add_parser("status", help="ring, served fingerprints and a CQL read over mTLS")
@@ -134,12 +147,23 @@ def main(argv=None) -> int:
         if args.command == "up":
             client_auth = not args.no_client_auth
             mtls_auth = client_auth and not args.no_mtls_auth
-            rig = Rig(args.dir, args.nodes, args.keystore, client_auth, mtls_auth)
+            rig = Rig(
+                args.dir,
+                args.nodes,
+                args.keystore,
+                client_auth,
+                mtls_auth,
+                ssh=args.ssh,
+                ssh_beside=args.ssh_beside,
+            )
             descriptor = rig.up()
             if args.apps:
                 sample_apps.start(rig)
             print(f"descriptor: {rig.descriptor_path}")
             print(f"try: salt -c {descriptor['salt_config_dir']} '*' test.ping")
+            if args.ssh:
+                ids = ",".join(rig.ssh_id(n) for n in rig.ssh_nodes())
+                print(f"try: salt-ssh -c {rig.ssh_config_dir} -L {ids} certdeploy.status")
             return 0
         rig = Rig.from_descriptor(args.dir)
         if args.command == "status":

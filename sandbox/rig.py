@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _utils.certdeploy_core import cql, probe, ring
-from sandbox import pki, salt_rig
+from sandbox import pki, salt_rig, sshd
 from sandbox.cassandra import ALLOW_ALL, MUTUAL_TLS, PASSWORD, Node, NodeError, check_runtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +36,11 @@ class Rig:
     store_type: str = "pkcs12"  # or "pem"
     client_auth: bool = True
     mtls_auth: bool = True  # MutualTlsAuthenticator: roles come from client certificates
+    # Nodes served through salt-ssh (roster id ``<node>-ssh``) instead of a minion. With
+    # ``ssh_beside`` (the test suite) their minions run too, and the roster is named only by
+    # a second master config (``ssh_config_dir``), so ``cass*`` still means three minions.
+    ssh: int = 0
+    ssh_beside: bool = False
     timings: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -67,7 +72,26 @@ class Rig:
         return [self.node(n) for n in range(1, self.nodes + 1)]
 
     def minion_ids(self) -> list[str]:
-        return [node.name for node in self.all_nodes()]
+        agentless = set() if self.ssh_beside else {node.name for node in self.ssh_nodes()}
+        return [node.name for node in self.all_nodes() if node.name not in agentless]
+
+    def ssh_nodes(self) -> list[Node]:
+        return [self.node(n) for n in (2, 3, 1, *range(4, self.nodes + 1))[: self.ssh]]
+
+    @staticmethod
+    def ssh_id(node: Node) -> str:
+        return f"{node.name}-ssh"
+
+    @property
+    def ssh_config_dir(self) -> Path:
+        """The master config that names the roster (salt-ssh, and salt-run over SSH ids)."""
+        return self.root / "salt" / ("etc-ssh" if self.ssh_beside else "etc")
+
+    def ssh_pillar_for(self, node: Node) -> dict:
+        """An agentless node's pillar: its records live outside salt-ssh's thin dir."""
+        data = self.pillar_for(node)
+        data["certdeploy"]["state_dir"] = str(node.home / "certdeploy-state")
+        return data
 
     def keystore_path(self, node: Node) -> Path:
         return node.tls_dir / ("keystore.pem" if self.store_type == "pem" else "keystore.p12")
@@ -176,7 +200,7 @@ class Rig:
         }
 
     def pillar_for(self, node: Node) -> dict:
-        """The node description a minion gets: the ``cassandra`` target profile."""
+        """The node description a target gets: the ``cassandra`` target profile."""
         passwords = self.store_passwords()
         control_base = [sys.executable, "-m", "sandbox", "--dir", str(self.root), "node"]
         return {
@@ -224,16 +248,23 @@ class Rig:
         }
 
     def set_pillar(
-        self, n: int, extra: dict | None = None, target: dict | None = None, targets=None
+        self,
+        n: int,
+        extra: dict | None = None,
+        target: dict | None = None,
+        targets=None,
+        via_ssh: bool = False,
     ) -> None:
         """Rewrite node ``n``'s pillar: its target (with ``target`` keys overridden), more
         ``targets`` beside it (name -> pillar) and ``extra`` top-level certdeploy keys (e.g.
-        ``{"bundle": {...}}``). Minions need ``saltutil.refresh_pillar`` afterwards."""
-        data = self.pillar_for(self.node(n))
+        ``{"bundle": {...}}``). Minions need ``saltutil.refresh_pillar`` afterwards.
+        ``via_ssh`` rewrites its salt-ssh id's pillar instead (compiled on every call)."""
+        node = self.node(n)
+        data = self.ssh_pillar_for(node) if via_ssh else self.pillar_for(node)
         data["certdeploy"]["targets"]["cassandra"].update(target or {})
         data["certdeploy"]["targets"].update(targets or {})
         data["certdeploy"].update(extra or {})
-        salt_rig.write_pillar_file(self.root, self.node(n).name, data)
+        salt_rig.write_pillar_file(self.root, self.ssh_id(node) if via_ssh else node.name, data)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -267,25 +298,79 @@ class Rig:
         else:
             self.replicate_system_keyspaces()
         self.timings["cassandra_up"] = round(time.monotonic() - t0, 1)
+        pillars = {
+            n.name: self.pillar_for(n) for n in self.all_nodes() if n.name in self.minion_ids()
+        }
+        pillars.update({self.ssh_id(n): self.ssh_pillar_for(n) for n in self.ssh_nodes()})
+        ssh_facts = (
+            sshd.setup(self.root, {self.ssh_id(n): n.address for n in self.ssh_nodes()})
+            if self.ssh
+            else None
+        )
         ports = salt_rig.write_configs(
-            self.root, self.minion_ids(), {n.name: self.pillar_for(n) for n in self.all_nodes()}
+            self.root,
+            self.minion_ids(),
+            pillars,
+            ssh=sshd.master_settings(self.root) if self.ssh else None,
+            ssh_dir=self.ssh_config_dir if self.ssh_beside else None,
         )
         t1 = time.monotonic()
         salt = {**ports, "master_pid": salt_rig.start_master(self.root), "minion_pids": {}}
         descriptor["salt"] = salt
         self._write_descriptor(descriptor)
+        if ssh_facts:
+            descriptor["ssh"] = {
+                **ssh_facts,
+                "beside": self.ssh_beside,
+                "config_dir": str(self.ssh_config_dir),
+                "pid": sshd.start(self.root),
+            }
+            self._write_descriptor(descriptor)
         for mid in self.minion_ids():
             salt["minion_pids"][mid] = salt_rig.start_minion(self.root, mid)
             self._write_descriptor(descriptor)
         salt_rig.wait_for_minions(self.root, self.minion_ids())
         salt_rig.sync_extension(self.root, self.minion_ids())
+        if ssh_facts:
+            self.timings["ssh_first_call"] = round(self.wait_for_ssh(), 1)
         self.timings["salt_up"] = round(time.monotonic() - t1, 1)
         self.timings["sandbox_up"] = round(time.monotonic() - t0, 1)
         descriptor["timings"] = dict(self.timings)
         self._write_descriptor(descriptor)
         took = self.timings["sandbox_up"]
-        log(f"salt master + {self.nodes} minions answering; sandbox up in {took}s")
+        agentless = f" + {self.ssh} over salt-ssh" if self.ssh else ""
+        log(f"salt master + {len(self.minion_ids())} minions{agentless}; sandbox up in {took}s")
         return descriptor
+
+    def wait_for_ssh(self, timeout: float = 120) -> float:
+        """The first salt-ssh call to every roster id (it deploys the thin). Seconds taken."""
+        started = time.monotonic()
+        ids = [self.ssh_id(n) for n in self.ssh_nodes()]
+        res = salt_rig.salt_cmd(
+            self.root,
+            "-L",
+            ",".join(ids),
+            "test.ping",
+            "--out=json",
+            "--static",
+            cli="salt-ssh",
+            etc=self.ssh_config_dir,
+            timeout=timeout,
+        )
+        try:
+            answered = json.loads(res.stdout or "{}")
+        except json.JSONDecodeError:
+            answered = {}
+        def ok(answer):
+            return answer is True or isinstance(answer, dict) and answer.get("return") is True
+
+        missing = [i for i in ids if not ok(answered.get(i))]
+        if missing:
+            raise NodeError(
+                f"salt-ssh {missing} did not answer test.ping: {(res.stderr or res.stdout)[-500:]}"
+                f"; see {self.root / 'ssh' / 'sshd.log'}"
+            )
+        return time.monotonic() - started
 
     def _restart_with(self, authenticator, log) -> None:
         """Stop every node, rewrite its yaml with ``authenticator``, start them again."""
@@ -318,6 +403,9 @@ class Rig:
         salt = descriptor.get("salt", {})
         daemons = [*salt.get("minion_pids", {}).values(), salt.get("master_pid")]
         salt_rig.stop_groups([pid for pid in daemons if pid])
+        if descriptor.get("ssh"):
+            sshd.stop(self.root, descriptor["ssh"].get("pid"))
+            log("sshd stopped")
         stopping = {node.name: node.signal_stop() for node in self.all_nodes()}
         for name, pid in stopping.items():
             if pid:
@@ -334,12 +422,15 @@ class Rig:
     @classmethod
     def from_descriptor(cls, root: Path) -> Rig:
         data = json.loads((Path(root) / "sandbox.json").read_text())
+        ssh = data.get("ssh") or {}
         return cls(
             Path(root),
             len(data["nodes"]),
             data["store_type"],
             data["client_auth"],
             data.get("mtls_auth", False),
+            ssh=len(ssh.get("ids") or []),
+            ssh_beside=bool(ssh.get("beside")),
         )
 
     def _descriptor(self, fingerprints: dict, salt: dict) -> dict:

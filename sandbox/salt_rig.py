@@ -55,6 +55,8 @@ def master_config(rig: Path, publish_port: int, ret_port: int) -> dict:
         "file_roots": {"base": [str(REPO)]},
         "pillar_roots": {"base": [str(rig / "pillar")]},
         "runner_dirs": [str(REPO / "_runners")],
+        # salt-ssh targets: the master-side wrapper ships each call's pillar privately.
+        "wrapper_dirs": [str(REPO / "_wrapper")],
         "utils_dirs": [str(REPO / "_utils")],
         "pillar_dirs": [str(REPO / "_pillar")],
         # Each minion gets only its own bundle (private key included) from the store.
@@ -107,13 +109,23 @@ def minion_config(rig: Path, minion_id: str, ret_port: int) -> dict:
     }
 
 
-def write_configs(rig: Path, minion_ids, pillars: dict) -> dict:
-    """Write master, minion and pillar files. Returns the port map."""
+def write_configs(
+    rig: Path, minion_ids, pillars: dict, ssh: dict | None = None, ssh_dir: Path | None = None
+) -> dict:
+    """Write master, minion and pillar files. Returns the port map. ``ssh`` holds the master
+    settings for salt-ssh targets (roster, known_hosts); with ``ssh_dir`` they go into a
+    second master config there (same master, cachedir and bus) instead of the main one."""
     publish_port, ret_port = free_port(), free_port()
     etc = rig / "salt" / "etc"
     etc.mkdir(parents=True, exist_ok=True)
     (rig / "salt" / "logs").mkdir(parents=True, exist_ok=True)
-    (etc / "master").write_text(yaml.safe_dump(master_config(rig, publish_port, ret_port)))
+    config = master_config(rig, publish_port, ret_port)
+    if ssh and ssh_dir:
+        ssh_dir.mkdir(parents=True, exist_ok=True)
+        (ssh_dir / "master").write_text(yaml.safe_dump({**config, **ssh}))
+    elif ssh:
+        config.update(ssh)
+    (etc / "master").write_text(yaml.safe_dump(config))
     for minion_id in minion_ids:
         conf_dir = rig / "salt" / minion_id
         conf_dir.mkdir(parents=True, exist_ok=True)
@@ -166,11 +178,14 @@ def start_minion(rig: Path, minion_id: str) -> int:
     return _spawn([str(BIN / "salt-minion"), "-c", str(conf_dir), "-l", "warning"], log)
 
 
-def salt_cmd(rig: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the ``salt`` CLI against the sandbox master (what a person types by hand)."""
-    etc = rig / "salt" / "etc"
+def salt_cmd(
+    rig: Path, *args: str, timeout: float = 120, cli: str = "salt", etc: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run the ``salt`` CLI (or ``salt-ssh``, ``salt-run``) against the sandbox master (what a
+    person types by hand)."""
+    etc = etc or rig / "salt" / "etc"
     return subprocess.run(
-        [str(BIN / "salt"), "-c", str(etc), *args],
+        [str(BIN / cli), "-c", str(etc), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -11,11 +11,21 @@ JAVAC17=/usr/lib/jvm/java-17-openjdk-amd64/bin/javac  # the rig's Java client ap
 [ -x "$JAVA17" ] && [ -x "$JAVAC17" ] || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The rig's agentless targets: a real sshd (started by the sandbox, never as a system service).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
+  # No service may start from a package's postinst (openssh-server would listen on :22).
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
   apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
 fi
 
 PY=${PYTHON:-python3}

@@ -125,3 +125,16 @@ class DeployResult:
         data["timings"] = self.timings.to_dict()
         data["restored"] = list(self.restored)
         return data
+
+
+def node_event(result: dict) -> tuple[str, dict]:
+    """``(outcome, data)`` of the ``certdeploy/node/<id>/<outcome>`` event a deployment's
+    return makes: fired by the minion, or by the master for an agentless target. Public
+    facts only."""
+    outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
+        result.get("outcome"), "failed"
+    )
+    keys = ("outcome", "old_fingerprint", "new_fingerprint", "failed_step", "error", "timings")
+    data = {k: result.get(k) for k in keys}
+    data["backup_id"] = (result.get("backup") or {}).get("backup_id")
+    return outcome, data
