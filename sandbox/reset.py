@@ -89,7 +89,7 @@ def _reset_master(rig, report: dict) -> None:
 
 
 def _reset_pillar(rig) -> None:
-    salt_rig.write_pillar(rig.root, {node.name: rig.pillar_for(node) for node in rig.all_nodes()})
+    salt_rig.write_pillar(rig.root, rig.pillars())
     res = salt_rig.salt_cmd(
         rig.root, "*", "saltutil.refresh_pillar", "wait=True", "--out=json", timeout=120
     )

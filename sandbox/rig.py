@@ -87,6 +87,13 @@ class Rig:
         """The master config that names the roster (salt-ssh, and salt-run over SSH ids)."""
         return self.root / "salt" / ("etc-ssh" if self.ssh_beside else "etc")
 
+    def pillars(self) -> dict:
+        """Every target id's pillar as ``up`` writes it: minions, then salt-ssh ids."""
+        minions = self.minion_ids()
+        pillars = {n.name: self.pillar_for(n) for n in self.all_nodes() if n.name in minions}
+        pillars.update({self.ssh_id(n): self.ssh_pillar_for(n) for n in self.ssh_nodes()})
+        return pillars
+
     def ssh_pillar_for(self, node: Node) -> dict:
         """An agentless node's pillar: its records live outside salt-ssh's thin dir."""
         data = self.pillar_for(node)
@@ -361,6 +368,7 @@ class Rig:
             answered = json.loads(res.stdout or "{}")
         except json.JSONDecodeError:
             answered = {}
+
         def ok(answer):
             return answer is True or isinstance(answer, dict) and answer.get("return") is True
 

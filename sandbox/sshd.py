@@ -159,15 +159,19 @@ def start(rig: Path) -> int:
     raise SshdError(f"sshd did not write {base / 'sshd.pid'} within 10s")
 
 
-def stop(rig: Path, pid: int | None) -> None:
-    base = ssh_dir(rig)
-    for control in base.glob("cm-*"):
+def close_masters(rig: Path) -> None:
+    """End the ssh ControlMaster connections (``ControlPersist`` keeps them alive)."""
+    for control in ssh_dir(rig).glob("cm-*"):
         subprocess.run(
             ["ssh", "-o", f"ControlPath={control}", "-O", "exit", "sandbox"],
             capture_output=True,
             check=False,
             timeout=10,
         )
+
+
+def stop(rig: Path, pid: int | None) -> None:
+    close_masters(rig)
     if not pid:
         return
     with contextlib.suppress(ProcessLookupError):

@@ -25,7 +25,9 @@ PREFIX = "certdeploy-pillar-"
 # Marks pillar that came through this file: the call runs agentless (no minion event bus,
 # the master fires the events; no minion cachedir outside the thin dir).
 AGENTLESS = "__certdeploy_agentless__"
-STALE_SECONDS = 900
+# A file is read within seconds of its copy; one older than this was left by a call that
+# was killed (SIGKILL skips ``finally``) and is swept by the next call on that side.
+STALE_SECONDS = 30
 
 
 def payload(pillar: dict) -> dict:
@@ -115,6 +117,7 @@ def read_and_remove(path: str, node: str) -> dict:
         if fd >= 0:
             os.close(fd)
         remove(path)
+        sweep(os.path.dirname(path))
     if not isinstance(data, dict) or not isinstance(data.get("certdeploy"), dict):
         raise CommandExecutionError(
             f"{where}: holds no certdeploy pillar. Fix: give {node} a certdeploy pillar on "

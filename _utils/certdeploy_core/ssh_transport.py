@@ -63,7 +63,7 @@ class SSHTransport:
             return {target_id: NOT_REMOTE[fun] for target_id in ids}
         from salt.client.ssh.client import SSHClient
 
-        client = SSHClient(mopts=self.opts, disable_custom_roster=True)
+        client = SSHClient(mopts=self.opts)
         answers = {}
         for ret in client.cmd_iter(
             list(ids),

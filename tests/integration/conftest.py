@@ -30,7 +30,9 @@ def rig():
         return
     check_runtime()
     # Short root: Salt's IPC socket paths must stay under the AF_UNIX limit.
-    the_rig = Rig(Path(f"/tmp/cdt{os.getpid()}"))
+    # cass2 is also served through salt-ssh as cass2-ssh (a real sshd); its minion stays, so
+    # the other modules are unchanged, and only salt/etc-ssh's master config names the roster.
+    the_rig = Rig(Path(f"/tmp/cdt{os.getpid()}"), ssh=1, ssh_beside=True)
     started = time.monotonic()
     try:
         the_rig.up(log=lambda msg: print(f"[rig] {msg}"))
