@@ -35,6 +35,8 @@ class Master:
     fire: Callable
     progress: Callable
     cachedir: str
+    # Orders ids cheapest-to-call first, for facts any node can give (ring, gate).
+    prefer: Callable = list
 
     @classmethod
     def over(cls, transport, fire: Callable, progress: Callable, cachedir: str) -> Master:
@@ -45,6 +47,7 @@ class Master:
             fire=fire,
             progress=progress,
             cachedir=cachedir,
+            prefer=getattr(transport, "prefer", list),
         )
 
 
@@ -119,7 +122,7 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
         facts = client_fleet.preflight(master, minions, opts, described)
         _check_lock(master, facts["problems"], described, minions)
         return facts
-    probe_node = minions[0]
+    probe_node = master.prefer(minions)[0]
     ring_rows = master.call([probe_node], "certdeploy.ring", kw, 120).get(probe_node)
     if not isinstance(ring_rows, list):
         problems.append(f"cannot read the ring from {probe_node}: {_err(ring_rows)}")
@@ -428,7 +431,7 @@ def _run_batch(master, job, batch, opts):
 
 
 def _gate(master, job, batch, opts, restart):
-    others = [n for n in job.get("plan")["order"] if n not in batch] or list(batch)
+    others = master.prefer([n for n in job.get("plan")["order"] if n not in batch] or list(batch))
     expect = {job.nodes[n]["address"]: job.nodes[n]["new_fingerprint"] for n in batch}
     replication = {"class": "NetworkTopologyStrategy"}
     for node in job.nodes.values():

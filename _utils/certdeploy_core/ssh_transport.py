@@ -37,6 +37,7 @@ class SSHTransport:
     """salt-ssh targets named by the roster."""
 
     name = "ssh"
+    cost = 1  # a wrapper call costs seconds (thin check, pillar copy, remote salt-call)
 
     def __init__(self, opts: dict, max_procs: int = 25):
         self.opts = opts

@@ -14,11 +14,13 @@ never learns which transport a target came through.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 
 class Transport(Protocol):
     name: str
+    cost: int  # relative price of one call: facts any node can give come from the cheapest
 
     def expected(self, tgt: str, tgt_type: str) -> list[str]: ...
 
@@ -29,6 +31,7 @@ class MinionTransport:
     """salt-minions with accepted keys, through ``salt.client.LocalClient.cmd_iter``."""
 
     name = "minion"
+    cost = 0
 
     def __init__(self, opts: dict):
         self.opts = opts
@@ -59,7 +62,8 @@ class MinionTransport:
 class Routed:
     """Several transports as one. ``expected`` is the union, in transport order, each id
     claimed by the first transport that names it; ``call`` sends each id through the
-    transport that claimed it. Ids nobody has claimed yet are resolved against ``"list"``."""
+    transport that claimed it, all transports at once. Ids nobody has claimed yet are
+    resolved against ``"list"``."""
 
     name = "routed"
 
@@ -91,6 +95,24 @@ class Routed:
             if transport is not None:
                 groups.setdefault(id(transport), (transport, []))[1].append(target_id)
         answers: dict = {}
-        for transport, members in groups.values():
-            answers.update(transport.call(members, fun, kwargs, timeout))
+        if len(groups) == 1:
+            ((transport, members),) = groups.values()
+            return dict(transport.call(members, fun, kwargs, timeout))
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            futures = [
+                pool.submit(transport.call, members, fun, kwargs, timeout)
+                for transport, members in groups.values()
+            ]
+            for future in futures:
+                answers.update(future.result())
         return answers
+
+    def prefer(self, ids: list[str]) -> list[str]:
+        """``ids`` cheapest transport first (stable): where any node will do, ask a minion
+        before a salt-ssh target."""
+
+        def cost(target_id):
+            owner = self.owner(target_id)
+            return getattr(owner, "cost", 0) if owner is not None else 99
+
+        return sorted(ids, key=cost)

@@ -4,13 +4,17 @@ the pure steps, and every bad input refused before a byte changes."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 import salt.config
 import salt.loader
-from salt.exceptions import SaltInvocationError
+import salt.utils.args
+from certdeploy_core import pillar_file
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltfactories.utils.functional import Loaders
 
 from sandbox import pki
@@ -182,3 +186,74 @@ def test_every_runner_function_has_a_cli_example(tmp_path):
     for name in funcs:
         doc = runners[name].__doc__ or ""
         assert "CLI Example:" in doc and "salt-run " in doc, name
+
+
+# ----------------------------------------------------------------------------- agentless
+# The salt-ssh hand-over: a module whose ``__pillar__`` is empty (``salt-call --local`` on a
+# salt-ssh target) works from the wrapper's pillar file, deletes it on read, refuses a file
+# others could read (and still deletes it), and ignores it when it has its own pillar.
+
+WRAPPED = (
+    "describe validate plan deploy rollback status peer_info ring keyspaces health_gate "
+    "trust_update compliance bundle_public"
+).split()
+
+
+def ship(tmp_path, rig, **extra):
+    return pillar_file.write_local(
+        str(tmp_path / "ship"), pillar_file.payload(offline_pillar(rig, extra=extra))
+    )
+
+
+def test_every_public_function_takes_pillar_file(make_loaders):
+    mod = make_loaders().modules
+    for name in WRAPPED:
+        spec = salt.utils.args.get_function_argspec(mod[f"certdeploy.{name}"])
+        assert "pillar_file" in spec.args, name
+
+
+def test_own_pillar_wins_and_the_file_is_deleted_unread(make_loaders, offline_rig, tmp_path):
+    loaders = make_loaders()
+    path = ship(tmp_path, offline_rig, bundle=good_bundle(offline_rig))
+    mod = loaders.modules.certdeploy
+    # The loader's own pillar has certdeploy: the file is deleted unread.
+    mod.targets(pillar_file=path)
+    assert not os.path.exists(path)
+
+
+def test_empty_pillar_reads_the_file_once(make_loaders, offline_rig, tmp_path):
+    loaders = make_loaders()
+    loaders.opts["pillar"].clear()
+    mod = loaders.modules.certdeploy
+    before = tree(offline_rig)
+    leaf = offline_rig.issuing_ca().issue_node(2, key_type="ec256")
+    bundle = pki.bundle_dict(leaf, offline_rig.root_ca().cert)
+    path = ship(tmp_path, offline_rig, bundle=bundle)
+    planned = mod.plan(pillar_file=path)  # the loader's pillar has no bundle: the file's
+    assert not os.path.exists(path)
+    assert planned["new_fingerprint"] == leaf.fingerprint
+    assert tree(offline_rig) == before
+    with pytest.raises(CommandExecutionError, match="cannot open"):
+        mod.plan(pillar_file=path)  # one call, one file
+
+
+def test_a_readable_file_is_refused_and_deleted(make_loaders, offline_rig, tmp_path):
+    loaders = make_loaders()
+    loaders.opts["pillar"].clear()
+    path = ship(tmp_path, offline_rig)
+    os.chmod(path, 0o644)
+    with pytest.raises(CommandExecutionError, match="mode 0644, must be 0600"):
+        loaders.modules.certdeploy.describe(pillar_file=path)
+    assert not os.path.exists(path)
+
+
+def test_the_wrapper_exposes_what_the_runner_calls_each_with_a_cli_example():
+    tree_ = ast.parse((REPO / "_wrapper" / "certdeploy.py").read_text())
+    public = {
+        node.name: ast.get_docstring(node) or ""
+        for node in tree_.body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+    }
+    assert set(WRAPPED) <= set(public)
+    for name, doc in public.items():
+        assert "CLI Example:" in doc and "salt-ssh" in doc, name

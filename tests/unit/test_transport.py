@@ -58,3 +58,38 @@ def test_master_over_a_transport_is_what_the_engine_calls():
     assert master.call(["cass1"], "certdeploy.ring", {}, 5)["cass1"]["via"] == "minion"
     master.fire("certdeploy/rollout/x/started", {})
     assert fired == ["certdeploy/rollout/x/started"]
+
+
+class Meeting(Fake):
+    """A transport whose call returns only once the other transport's call has started too
+    (a barrier for two): calls made one after the other break the barrier."""
+
+    def __init__(self, name, ids, cost, barrier):
+        super().__init__(name, ids)
+        self.cost, self.barrier = cost, barrier
+
+    def call(self, ids, fun, kwargs, timeout):
+        self.barrier.wait(timeout=10)
+        return super().call(ids, fun, kwargs, timeout)
+
+
+def test_routed_calls_its_transports_at_once_and_prefers_the_cheapest():
+    import threading
+
+    barrier = threading.Barrier(2)
+    minions = Meeting("minion", ["cass1", "cass3"], cost=0, barrier=barrier)
+    ssh = Meeting("ssh", ["cass2-ssh"], cost=1, barrier=barrier)
+    routed = transport.Routed(minions, ssh)
+    routed.expected("cass1,cass3,cass2-ssh", "list")
+
+    answers = routed.call(["cass2-ssh", "cass1", "cass3"], "certdeploy.describe", {}, 5)
+
+    assert {i: a["via"] for i, a in answers.items()} == {
+        "cass1": "minion",
+        "cass2-ssh": "ssh",
+        "cass3": "minion",
+    }
+    assert not barrier.broken
+    assert routed.prefer(["cass2-ssh", "cass3", "cass1"]) == ["cass3", "cass1", "cass2-ssh"]
+    master = Master.over(routed, print, print, "/nonexistent")
+    assert master.prefer(["cass2-ssh", "cass1"]) == ["cass1", "cass2-ssh"]
