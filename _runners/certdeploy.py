@@ -90,10 +90,10 @@ def _report_path(job_id):
     return os.path.join(_reports_dir(), f"{job_id}.html")
 
 
-def _with_report(result):
+def _with_report(result, success="succeeded"):
     # A non-zero retcode makes `salt-run` exit non-zero (it reads the return's "retcode") and a
     # `salt.runner` orchestration step fail (it reads the context's).
-    result["retcode"] = 0 if result.get("status") == "succeeded" else 1
+    result["retcode"] = 0 if result.get("status") == success else 1
     if result["retcode"]:
         __context__["retcode"] = 1
     job = certdeploy_job.load(__opts__["cachedir"], result["job_id"], strict=False)
@@ -208,7 +208,7 @@ def rollback(job_id):
         if not rollouts:
             raise SaltInvocationError("job_id=latest: there is no rollout job on this master")
         job_id = rollouts[0]["job_id"]
-    return _with_report(certdeploy_rollout.rollback_job(_master(), job_id))
+    return _with_report(certdeploy_rollout.rollback_job(_master(), job_id), success="rolled_back")
 
 
 def jobs(limit=20):

@@ -508,7 +508,8 @@ def rollback_job(master: Master, job_id: str) -> dict:
             if job.nodes[node_id].get("state") in ("deployed", "running"):
                 job = _rollback_node(master, job, node_id, opts, state="rolled_back")
                 jobs.save(master.cachedir, job)
-        job = job.with_status("rolled_back")
+        failed = [n for n, v in job.nodes.items() if v.get("state") == "rollback_failed"]
+        job = job.with_status("failed" if failed else "rolled_back", failed_nodes=failed)
         jobs.save(master.cachedir, job)
     finally:
         jobs.release(master.cachedir, job.get("cluster"), lock["job_id"])

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import salt.config
 from certdeploy_core import probe
+from cryptography import x509
 
 from sandbox import pki, sshd
 from sandbox.loadgen import LoadGenerator, stats
@@ -324,6 +325,61 @@ def test_7_a_host_key_mismatch_is_refused_before_anything_is_sent(agentless):
     assert agentless.tree() == before and agentless.served(2) == served
 
 
+def test_8_rollback_latest_and_compliance_over_the_mixed_fleet(agentless):
+    """test_4's mixed job is the newest rollout: rolling it back puts test_3's certificates
+    back on all three nodes (cass2 through salt-ssh), each verified; compliance reads all
+    three through their own transports."""
+    before = {n: agentless.served(n) for n in NODES}
+    res = agentless.cli("salt-run", "certdeploy.rollback", "latest")
+    result, _ = last_json(res.stdout)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert sorted(result["nodes"]) == ["cass1", SSH_ID, "cass3"]
+    assert all(n["state"] == "rolled_back" for n in result["nodes"].values()), result
+    after = {n: agentless.served(n) for n in NODES}
+    assert all(after[n] != before[n] and after[n][0] == after[n][1] for n in NODES), after
+    res = agentless.cli("salt-run", "certdeploy.compliance", MIXED, "tgt_type=list")
+    report, _ = last_json(res.stdout)
+    assert res.returncode == 0 and report["ok"], report.get("failures")
+    assert sorted(report["nodes"]) == ["cass1", SSH_ID, "cass3"]
+
+
+def test_9_rotate_ca_phase_1_over_the_mixed_fleet(agentless, rig, tmp_path):
+    """CA rotation's trust phase reaches the salt-ssh node too: every truststore then holds
+    the old and the new root (read back through each node's own transport)."""
+    new_root = pki.CA.root("certdeploy SSH-rotation root")
+    new_ca_file = tmp_path / "new-root.pem"
+    new_ca_file.write_bytes(pki.cert_pem(new_root.cert))
+    res = agentless.cli(
+        "salt-run", "certdeploy.rotate_ca", MIXED, str(new_ca_file), "phase=1", "tgt_type=list"
+    )
+    assert res.returncode == 0, res.stdout[-3000:]
+    fingerprint = pki.fingerprint(new_root.cert)
+    _, info = agentless.ssh("certdeploy.peer_info")
+    assert fingerprint in {
+        pki.fingerprint(c) for c in x509.load_pem_x509_certificates(info["trust_pem"].encode())
+    }
+    ret = subprocess.run(
+        [
+            str(BIN / "salt"),
+            "-c",
+            str(rig.salt_config_dir),
+            "-L",
+            "cass1,cass3",
+            "certdeploy.peer_info",
+            "--out=json",
+            "--static",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    for n, answer in json.loads(ret.stdout).items():
+        pems = answer["trust_pem"].encode()
+        held = {pki.fingerprint(c) for c in x509.load_pem_x509_certificates(pems)}
+        assert fingerprint in held and pki.fingerprint(rig.root_ca().cert) in held, n
+
+
 def _key_lines(keys):
     lines = set()
     for pem in keys:
@@ -333,7 +389,7 @@ def _key_lines(keys):
     return lines
 
 
-def test_8_leak_scan_no_private_key_line_anywhere(agentless, rig, event_bus):
+def test_10_leak_scan_no_private_key_line_anywhere(agentless, rig, event_bus):
     lines = _key_lines([*agentless.keys, rig.client_key.read_text()])
     assert len(agentless.keys) >= 8 and len(lines) > 20
     assert agentless.snapshots, "no /proc snapshot was taken during the deployment"

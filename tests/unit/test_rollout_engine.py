@@ -208,3 +208,12 @@ def test_resume_refuses_a_job_file_of_another_format(tmp_path):
         rollout.resume(fake.master(), job.job_id)
     assert fake.calls == []  # nothing was asked of any node
     assert jobs.load(fake.cachedir, job.job_id, strict=False).get("format_version") == 2
+
+
+def test_rollback_job_that_cannot_roll_a_node_back_is_failed(tmp_path):
+    fake = FakeMaster(tmp_path)
+    job = rollout.execute(fake.master(), new_job(fake), rollout.Options())
+    fake.fail[("certdeploy.rollback", "cass2")] = {"verified": False, "expected": OLD["cass2"]}
+    result = rollout.rollback_job(fake.master(), job.job_id)
+    assert result["status"] == "failed"
+    assert jobs.load(fake.cachedir, job.job_id).nodes["cass2"]["state"] == "rollback_failed"
