@@ -16,13 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+from bench import ssh
 from sandbox import pki
 from sandbox.rig import Rig
 from sandbox.salt_rig import BIN
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench.json"))
-RUNS = {"reload": 5, "restart": 3, "rollback": 3, "deterministic": 3, "rollout": 3}
+RUNS = {"reload": 5, "restart": 3, "rollback": 3, "deterministic": 3, "rollout": 3, "ssh": 3}
+# CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures.
+ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
 class Bench:
@@ -153,6 +156,15 @@ class Bench:
 
     def run(self) -> dict:
         self.salt("*", "saltutil.sync_all")
+        if self.rig.ssh:
+            print("one call, minion vs salt-ssh (the same node)", flush=True)
+            self.results.update(ssh.calls(self.rig, RUNS["ssh"]))
+            print("node deploy by reload over salt-ssh", flush=True)
+            self.results["deploy_reload_ssh"] = ssh.deploys(self.rig, RUNS["ssh"])
+            print("3-node rollout by reload, cass2 over salt-ssh", flush=True)
+            self.results["rollout_mixed_ssh"] = ssh.mixed_rollouts(self.rig, 2)
+        if ONLY == "ssh":
+            return self.results
         print("node deploy by reload", flush=True)
         self.results["deploy_reload"] = self.node_deploys("reload", RUNS["reload"])
         print("node deploy by restart", flush=True)
@@ -196,7 +208,11 @@ def print_table(summary: dict) -> None:
 
 def main() -> int:
     reuse = os.environ.get("CERTDEPLOY_BENCH_RIG")
-    rig = Rig.from_descriptor(Path(reuse)) if reuse else Rig(Path("/tmp/cdbench"))
+    rig = (
+        Rig.from_descriptor(Path(reuse))
+        if reuse
+        else Rig(Path("/tmp/cdbench"), ssh=1, ssh_beside=True)
+    )
     try:
         if not reuse:
             rig.up()
