@@ -94,6 +94,22 @@ def last_json(stdout: str):
     return docs[-1], docs[:-1]
 
 
+def wait_for_job(job_dir: Path, known: set, node: str, state: str, timeout=240) -> Path:
+    """The file of the job started after ``known`` was listed, once ``node`` is ``state``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = {p.stem for p in job_dir.glob("*.json")} - known if job_dir.exists() else set()
+        if new:
+            job_file = job_dir / f"{new.pop()}.json"
+            try:
+                if json.loads(job_file.read_text())["nodes"][node]["state"] == state:
+                    return job_file
+            except ValueError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"no new job in {job_dir} with {node} {state} within {timeout}s")
+
+
 @pytest.fixture(scope="module")
 def cluster(rig, salt_cli, synced):
     c = Cluster(rig, salt_cli)
@@ -223,18 +239,7 @@ def test_7_resume_after_the_rollout_process_is_killed(cluster, rig):
     cluster.give(cluster.bundles(leaves))
     known = cluster.jobs()
     proc = cluster.popen_run("certdeploy.rollout", "cass*")
-    job_file, deadline = None, time.monotonic() + 120
-    while time.monotonic() < deadline:
-        new = cluster.jobs() - known
-        if new:
-            job_file = cluster.job_dir / f"{new.pop()}.json"
-            try:
-                job = json.loads(job_file.read_text())
-            except ValueError:
-                continue
-            if job["nodes"]["cass1"]["state"] == "deployed":
-                break
-        time.sleep(0.05)
+    job_file = wait_for_job(cluster.job_dir, known, "cass1", "deployed")
     os.kill(proc.pid, signal.SIGKILL)  # the master-side rollout process dies mid-job
     proc.communicate()
     job = json.loads(job_file.read_text())

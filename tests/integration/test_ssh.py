@@ -25,6 +25,7 @@ from cryptography import x509
 from sandbox import pki, sshd
 from sandbox.loadgen import LoadGenerator, stats
 from sandbox.salt_rig import BIN
+from tests.integration.test_rollout import last_json, wait_for_job
 
 pytestmark = pytest.mark.rig
 SSH_ID = "cass2-ssh"
@@ -133,16 +134,6 @@ class Agentless:
         return stop
 
 
-def last_json(stdout):
-    decoder, docs, i, text = json.JSONDecoder(), [], 0, stdout.strip()
-    while i < len(text):
-        doc, i = decoder.raw_decode(text, i)
-        docs.append(doc)
-        while i < len(text) and text[i].isspace():
-            i += 1
-    return docs[-1], docs[:-1]
-
-
 @pytest.fixture(scope="module")
 def agentless(rig, synced):
     a = Agentless(rig)
@@ -228,18 +219,7 @@ def test_4_resume_a_mixed_rollout_after_the_runner_is_killed(agentless):
     proc = agentless.cli(
         "salt-run", "certdeploy.rollout", MIXED, "tgt_type=list", "method=reload", popen=True
     )
-    job_file, deadline = None, time.monotonic() + 240
-    while time.monotonic() < deadline:
-        new = {p.stem for p in jobs.glob("*.json")} - known
-        if new:
-            job_file = jobs / f"{new.pop()}.json"
-            try:
-                job = json.loads(job_file.read_text())
-            except ValueError:
-                continue
-            if job["nodes"]["cass1"]["state"] == "deployed":
-                break
-        time.sleep(0.05)
+    job_file = wait_for_job(jobs, known, "cass1", "deployed")
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its salt-ssh children die mid-job
     proc.communicate()
     job = json.loads(job_file.read_text())
