@@ -12,7 +12,6 @@ Private-key bytes never appear in a return, an event or the log.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 
 from salt.exceptions import CommandExecutionError
@@ -57,10 +56,8 @@ def __virtual__():
 def _face(func):
     """The one error boundary of every public function: certdeploy's errors are already
     Salt's (``certdeploy_core.errors``); a stray ``OSError`` becomes a clean
-    ``CommandExecutionError`` naming the minion and the file, never a traceback.
-
-    Every public function also takes ``pillar_file=``: the agentless hand-over of the
-    salt-ssh wrapper (:mod:`certdeploy_core.pillar_file`), read and deleted before the call."""
+    ``CommandExecutionError`` naming the minion and the file, never a traceback. It adds
+    ``pillar_file=``, the salt-ssh wrapper's pillar (:mod:`certdeploy_core.pillar_file`)."""
 
     @functools.wraps(func)
     def wrapper(*args, pillar_file=None, **kwargs):
@@ -74,18 +71,14 @@ def _face(func):
                 f"{__opts__['id']}: {func.__name__}: {exc.strerror or exc}{where}. "
                 "Fix: check that path's existence, owner and mode on this minion"
             ) from exc
+        finally:
+            __context__.pop("certdeploy.pillar", None)  # one call, one pillar
 
-    # Salt checks keyword arguments against the signature it finds behind ``__wrapped__``.
-    signature = inspect.signature(func)
-    extra = inspect.Parameter("pillar_file", inspect.Parameter.KEYWORD_ONLY, default=None)
-    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
-    del wrapper.__wrapped__
-    return wrapper
+    return certdeploy_pillar_file.takes_pillar_file(wrapper, func)
 
 
 def _load_pillar_file(path):
-    """Read (and delete) the wrapper's pillar file; it is used only when this minion's own
-    pillar has no ``certdeploy`` (a salt-ssh target's ``salt-call --local``)."""
+    """Read and delete it; used only when this minion's pillar has no ``certdeploy``."""
     if __pillar__.get("certdeploy"):
         certdeploy_pillar_file.remove(path)
         log.warning("certdeploy: %s has its own pillar; %s deleted unread", __opts__["id"], path)
@@ -129,9 +122,8 @@ def _host():
 
 
 def _state_dir():
-    """Where the last-deploy record lives: pillar ``certdeploy:state_dir``, else the minion's
-    cachedir. Agentless, the cachedir is inside salt-ssh's thin dir (wiped by ``-W`` or a new
-    thin), so the default there is ``/var/lib/certdeploy``."""
+    """The last-deploy record's home: pillar ``certdeploy:state_dir``, else the cachedir;
+    agentless ``/var/lib/certdeploy`` (salt-ssh's cachedir is in the thin dir)."""
     configured = (_pillar().get("certdeploy") or {}).get("state_dir")
     if configured:
         return str(configured)
