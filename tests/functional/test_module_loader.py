@@ -205,45 +205,38 @@ def ship(tmp_path, rig, **extra):
     )
 
 
-def test_every_public_function_takes_pillar_file(make_loaders):
-    mod = make_loaders().modules
-    for name in WRAPPED:
-        spec = salt.utils.args.get_function_argspec(mod[f"certdeploy.{name}"])
+def test_the_pillar_file_hand_over(make_loaders, offline_rig, tmp_path):
+    """One loader for the whole hand-over (a loader costs seconds)."""
+    loaders = make_loaders()
+    mod = loaders.modules.certdeploy
+    for name in WRAPPED:  # every public function takes pillar_file=
+        spec = salt.utils.args.get_function_argspec(loaders.modules[f"certdeploy.{name}"])
         assert "pillar_file" in spec.args, name
 
-
-def test_own_pillar_wins_and_the_file_is_deleted_unread(make_loaders, offline_rig, tmp_path):
-    loaders = make_loaders()
-    path = ship(tmp_path, offline_rig, bundle=good_bundle(offline_rig))
-    mod = loaders.modules.certdeploy
     # The loader's own pillar has certdeploy: the file is deleted unread.
+    path = ship(tmp_path, offline_rig, bundle=good_bundle(offline_rig))
     mod.targets(pillar_file=path)
     assert not os.path.exists(path)
 
-
-def test_empty_pillar_reads_the_file_once(make_loaders, offline_rig, tmp_path):
-    loaders = make_loaders()
+    # An empty pillar (salt-call --local over salt-ssh): the file's pillar, read once.
     loaders.opts["pillar"].clear()
-    mod = loaders.modules.certdeploy
     before = tree(offline_rig)
     leaf = offline_rig.issuing_ca().issue_node(2, key_type="ec256")
-    bundle = pki.bundle_dict(leaf, offline_rig.root_ca().cert)
-    path = ship(tmp_path, offline_rig, bundle=bundle)
-    planned = mod.plan(pillar_file=path)  # the loader's pillar has no bundle: the file's
+    path = ship(tmp_path, offline_rig, bundle=pki.bundle_dict(leaf, offline_rig.root_ca().cert))
+    planned = mod.plan(pillar_file=path)
     assert not os.path.exists(path)
     assert planned["new_fingerprint"] == leaf.fingerprint
     assert tree(offline_rig) == before
     with pytest.raises(CommandExecutionError, match="cannot open"):
         mod.plan(pillar_file=path)  # one call, one file
+    with pytest.raises(SaltInvocationError, match="certdeploy:targets:cassandra is missing"):
+        mod.describe()  # and the pillar lived for that call only
 
-
-def test_a_readable_file_is_refused_and_deleted(make_loaders, offline_rig, tmp_path):
-    loaders = make_loaders()
-    loaders.opts["pillar"].clear()
+    # A file others could read is refused, and deleted all the same.
     path = ship(tmp_path, offline_rig)
     os.chmod(path, 0o644)
     with pytest.raises(CommandExecutionError, match="mode 0644, must be 0600"):
-        loaders.modules.certdeploy.describe(pillar_file=path)
+        mod.describe(pillar_file=path)
     assert not os.path.exists(path)
 
 
