@@ -18,6 +18,7 @@ from pathlib import Path
 from _utils.certdeploy_core import cql, probe, ring
 from sandbox import pki, salt_rig, sshd
 from sandbox.cassandra import ALLOW_ALL, MUTUAL_TLS, PASSWORD, Node, NodeError, check_runtime
+from sandbox.hostfiles import group, port_busy, user, write_private  # noqa: F401 - re-exported
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -231,8 +232,8 @@ class Rig:
                         "keystore_password": passwords["keystore"],
                         "truststore": str(self.truststore_path(node)),
                         "truststore_password": passwords["truststore"],
-                        "owner": _user(),
-                        "group": _group(),
+                        "owner": user(),
+                        "group": group(),
                         "mode": "0600",
                         "client_auth": self.client_auth,
                         # CQL checks connect as the sandbox's client application would.
@@ -279,7 +280,7 @@ class Rig:
         check_runtime()
         if self.descriptor_path.exists():
             raise NodeError(f"a sandbox is already up in {self.root}: run 'python -m sandbox down'")
-        busy = [f"{n.address}:9042" for n in self.all_nodes() if _port_busy(n.address, 9042)]
+        busy = [f"{n.address}:9042" for n in self.all_nodes() if port_busy(n.address, 9042)]
         if busy:
             raise NodeError(
                 f"{busy} already in use: another sandbox is running. Stop it with "
@@ -351,34 +352,8 @@ class Rig:
 
     def wait_for_ssh(self, timeout: float = 120) -> float:
         """The first salt-ssh call to every roster id (it deploys the thin). Seconds taken."""
-        started = time.monotonic()
         ids = [self.ssh_id(n) for n in self.ssh_nodes()]
-        res = salt_rig.salt_cmd(
-            self.root,
-            "-L",
-            ",".join(ids),
-            "test.ping",
-            "--out=json",
-            "--static",
-            cli="salt-ssh",
-            etc=self.ssh_config_dir,
-            timeout=timeout,
-        )
-        try:
-            answered = json.loads(res.stdout or "{}")
-        except json.JSONDecodeError:
-            answered = {}
-
-        def ok(answer):
-            return answer is True or isinstance(answer, dict) and answer.get("return") is True
-
-        missing = [i for i in ids if not ok(answered.get(i))]
-        if missing:
-            raise NodeError(
-                f"salt-ssh {missing} did not answer test.ping: {(res.stderr or res.stdout)[-500:]}"
-                f"; see {self.root / 'ssh' / 'sshd.log'}"
-            )
-        return time.monotonic() - started
+        return sshd.first_call(self.root, self.ssh_config_dir, ids, timeout)
 
     def _restart_with(self, authenticator, log) -> None:
         """Stop every node, rewrite its yaml with ``authenticator``, start them again."""
@@ -606,33 +581,3 @@ class Rig:
             "issued": issued,
             "cql": self.cql_roundtrip(),
         }
-
-
-def _port_busy(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _user() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.getuid()).pw_name
-
-
-def _group() -> str:
-    import grp
-
-    return grp.getgrgid(os.getgid()).gr_name

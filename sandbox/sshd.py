@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from sandbox import salt_rig
 
 SSHD = "/usr/sbin/sshd"
 FIRST_PORT = 22022
@@ -185,3 +188,35 @@ def stop(rig: Path, pid: int | None) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def first_call(rig: Path, config_dir: Path, ids: list[str], timeout: float = 120) -> float:
+    """``salt-ssh test.ping`` to every roster id (the first call deploys the thin). Returns
+    the seconds taken; raises naming the ids that did not answer."""
+    started = time.monotonic()
+    res = salt_rig.salt_cmd(
+        rig,
+        "-L",
+        ",".join(ids),
+        "test.ping",
+        "--out=json",
+        "--static",
+        cli="salt-ssh",
+        etc=config_dir,
+        timeout=timeout,
+    )
+    try:
+        answered = json.loads(res.stdout or "{}")
+    except json.JSONDecodeError:
+        answered = {}
+
+    def ok(answer):
+        return answer is True or isinstance(answer, dict) and answer.get("return") is True
+
+    missing = [i for i in ids if not ok(answered.get(i))]
+    if missing:
+        raise SshdError(
+            f"salt-ssh {missing} did not answer test.ping: {(res.stderr or res.stdout)[-500:]}"
+            f"; see {ssh_dir(rig) / 'sshd.log'}"
+        )
+    return time.monotonic() - started
