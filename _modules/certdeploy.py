@@ -176,7 +176,7 @@ def validate(target="cassandra", peers=None, skip_cross_trust=False):
     """
     tgt = _target(target)
     result = certdeploy_node.validate(
-        tgt, _bundle(tgt), peers=peers, skip_cross_trust=skip_cross_trust
+        tgt, _bundle(tgt), peers=peers, skip_cross_trust=skip_cross_trust, host=_host()
     )
     _failed(result["valid"])
     return result

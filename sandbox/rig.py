@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _utils.certdeploy_core import cql, probe, ring
-from sandbox import pki, salt_rig, sshd
+from sandbox import containers, pki, salt_rig, sshd
 from sandbox.cassandra import ALLOW_ALL, MUTUAL_TLS, PASSWORD, Node, NodeError, check_runtime
 from sandbox.hostfiles import group, port_busy, user, write_private  # noqa: F401 - re-exported
 
@@ -389,6 +389,7 @@ class Rig:
         if descriptor.get("ssh"):
             sshd.stop(self.root, descriptor["ssh"].get("pid"))
             log("sshd stopped")
+        containers.remove_all(self.root, log)
         stopping = {node.name: node.signal_stop() for node in self.all_nodes()}
         for name, pid in stopping.items():
             if pid:

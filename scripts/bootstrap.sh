@@ -14,6 +14,12 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 # The rig's agentless targets: a real sshd (started by the sandbox, never as a system service).
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+# The rig's containerised targets: podman with runc (crun does not run here), catatonit for
+# `podman run --init`, debootstrap for the base image (no registry is reachable).
+command -v podman >/dev/null || need_apt+=(podman)
+command -v runc >/dev/null || need_apt+=(runc)
+[ -x /usr/libexec/podman/catatonit ] || need_apt+=(catatonit)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -63,6 +63,10 @@ def retire(target, host, backup_id) -> dict:
     return {"skipped": "a node's identity is its addresses: nothing to retire"}
 
 
+def preflight(target, host) -> list:
+    return []  # nothing about the host to check before a change
+
+
 def validation(target) -> dict:
     """What the leaf must carry: the node's addresses and names, serverAuth and clientAuth."""
     return {"names": target.names()}

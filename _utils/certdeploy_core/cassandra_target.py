@@ -59,6 +59,9 @@ class Target:
     drill_fail_step: str | None
     keystore_password: str | None = field(default=None, repr=False)
     truststore_password: str | None = field(default=None, repr=False)
+    # (keystore, truststore) as the process sees them, when that is not where certdeploy
+    # writes them: a container's bind-mounted directory (the ``container`` profile)
+    store_paths_in_yaml: tuple[str, str] | None = None
 
     def names(self) -> dict:
         """Addresses and names the leaf's SANs must cover."""
@@ -79,7 +82,8 @@ class Target:
 
     def desired_yaml(self) -> dict:
         """The encryption keys of cassandra.yaml that must match pillar."""
-        common = {"keystore": self.keystore, "truststore": self.truststore}
+        keystore, truststore = self.store_paths_in_yaml or (self.keystore, self.truststore)
+        common = {"keystore": keystore, "truststore": truststore}
         if self.store_type == "pem":
             common["ssl_context_factory"] = {"class_name": PEM_FACTORY}
         else:
@@ -156,4 +160,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> Target:
         drill_fail_step=pillar_checks.drill(data.get("drill_fail_step"), bad),
         keystore_password=data.get("keystore_password"),
         truststore_password=data.get("truststore_password"),
+        store_paths_in_yaml=tuple(data["store_paths_in_yaml"])
+        if data.get("store_paths_in_yaml")
+        else None,
     )

@@ -62,6 +62,10 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
+def preflight(target, host) -> list:
+    return []  # nothing about the host to check before a change
+
+
 def validation(target) -> dict:
     return {"identity": target.identity, "eku": ("clientAuth",)}
 

@@ -91,7 +91,7 @@ def _shared_roles(minions: list[str], described: dict) -> list[str]:
     Each needs ``pid_command``, which scopes its verification to its own process's sockets."""
     by_role: dict = {}
     for m in minions:
-        if profiles.get(described[m].get("profile", "client")).ONE_PROCESS_PER_ROLE:
+        if profiles.trait(described[m], "ONE_PROCESS_PER_ROLE"):
             by_role.setdefault(described[m].get("role"), []).append(m)
     return [
         f"{', '.join(ids)}: their targets share role {role!r} and "

@@ -48,7 +48,7 @@ def check_node(
     issuer = (disk.get("keystore") or {}).get("issuer")
     if allowed_issuers is not None:
         findings.append(finding("issuer", issuer in list(allowed_issuers), f"issuer {issuer}"))
-    if profile.FLEET == "cluster":
+    if profiles.trait(target, "FLEET") == "cluster":
         for label, address, port in (
             ("client", target.rpc_address, target.client_port),
             ("internode", target.listen_address, target.internode_port),

@@ -41,6 +41,7 @@ QUERY = "SELECT username FROM system_views.clients"
 HEADER = "; [connection] ssl, [ssl] and [auth_provider] are managed by certdeploy\n"
 
 retire = client.retire
+preflight = client.preflight
 validation = client.validation
 served = client.served
 explain = client.explain

@@ -31,8 +31,11 @@ def _since(started: float) -> float:
 # ----------------------------------------------------------------------------- validate
 
 
-def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, now=None) -> dict:
-    """Every pre-activation check; changes nothing."""
+def validate(
+    target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, now=None, host=None
+) -> dict:
+    """Every pre-activation check; changes nothing. With ``host``, also the profile's checks
+    of where the target lives (a container's mounts)."""
     findings = checks.validate(
         bundle,
         node=target.node,
@@ -42,6 +45,8 @@ def validate(target, bundle: cb.Bundle, *, peers=None, skip_cross_trust=False, n
         peers=peers,
         skip_cross_trust=skip_cross_trust,
     )
+    if host is not None:
+        findings += profiles.get(target).preflight(target, host)
     if all(f["ok"] for f in findings if f["check"] == "key_match"):
         # Building a keystore from a key that does not match its cert cannot succeed.
         findings.append(
@@ -232,7 +237,9 @@ def deploy(
     started = time.monotonic()
 
     t = time.monotonic()
-    validation = validate(target, bundle, peers=peers, skip_cross_trust=skip_cross_trust, now=now)
+    validation = validate(
+        target, bundle, peers=peers, skip_cross_trust=skip_cross_trust, now=now, host=host
+    )
     timings["validate"] = _since(t)
     if not validation["valid"]:
         checks.raise_on_failures(validation["findings"], target.node)

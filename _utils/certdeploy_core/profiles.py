@@ -22,6 +22,9 @@ new kind of target is one new module here plus its pillar documentation:
     whether instances sharing a role need ``pid_command`` to tell their connections apart
 ``retire(target, host, backup_id)``
     after a verified deployment: retire what it replaced (``retire_old``), with proof
+``preflight(target, host)``
+    findings (``checks.finding``) about the place the target lives, before any change: the
+    ``container`` profile inspects the container's mounts
 ``is_serving(target)``
     whether the target serves at all (a rollback of a stopped target restarts it)
 
@@ -33,9 +36,9 @@ from __future__ import annotations
 
 from salt.exceptions import SaltInvocationError
 
-from . import cassandra, client, cqlsh
+from . import cassandra, client, container, cqlsh
 
-PROFILES = {"cassandra": cassandra, "client": client, "cqlsh": cqlsh}
+PROFILES = {"cassandra": cassandra, "client": client, "cqlsh": cqlsh, "container": container}
 HOOKS = (
     "DEFAULTS",
     "REQUIRED",
@@ -54,6 +57,7 @@ HOOKS = (
     "explain",
     "health",
     "retire",
+    "preflight",
 )
 
 
@@ -66,3 +70,13 @@ def get(target_or_name):
         raise SaltInvocationError(
             f"profile: {name!r} is not a certdeploy profile. Fix: use one of {sorted(PROFILES)}"
         ) from None
+
+
+def trait(item, attr: str):
+    """A fleet-level constant (``FLEET``, ``ONE_PROCESS_PER_ROLE``) of a target, a ``describe``
+    entry or a profile name: a ``container`` target has those of the profile it ``runs``."""
+    if isinstance(item, dict):
+        name, runs = item.get("profile", "cassandra"), item.get("runs")
+    else:
+        name, runs = getattr(item, "profile", item), getattr(item, "runs", None)
+    return getattr(get(runs if name == "container" and runs else name), attr)

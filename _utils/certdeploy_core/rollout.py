@@ -111,14 +111,14 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
             + "; ".join(f"{m}: {_err(described.get(m))}" for m in down)
         )
         return {"problems": problems, "described": described}
-    kinds = sorted({described[m].get("profile", "cassandra") for m in minions})
+    kinds = sorted({_kind(described[m]) for m in minions})
     if len(kinds) > 1:
         problems.append(
             f"one rollout deploys one kind of target; these are mixed: {kinds}. "
             "Fix: roll each kind out on its own"
         )
         return {"problems": problems, "described": described}
-    if profiles.get(kinds[0]).FLEET == client_fleet.MODE:
+    if profiles.trait(described[minions[0]], "FLEET") == client_fleet.MODE:
         facts = client_fleet.preflight(master, minions, opts, described)
         _check_lock(master, facts["problems"], described, minions)
         return facts
@@ -190,8 +190,15 @@ def _check_lock(master, problems: list, described: dict, minions: list[str]) -> 
 
 def _clients(pre: dict, minions: list[str]) -> bool:
     described = pre.get("described") or {}
-    kinds = {(described.get(m) or {}).get("profile", "cassandra") for m in minions}
-    return any(profiles.get(kind).FLEET == client_fleet.MODE for kind in kinds)
+    return any(
+        profiles.trait(described.get(m) or {}, "FLEET") == client_fleet.MODE for m in minions
+    )
+
+
+def _kind(entry: dict) -> str:
+    """What one rollout may not mix: a containerised node is still a node."""
+    profile = entry.get("profile", "cassandra")
+    return f"{profile}:{entry.get('runs')}" if profile == "container" else profile
 
 
 def _pick(info: dict) -> dict:

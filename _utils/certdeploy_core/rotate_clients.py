@@ -54,7 +54,7 @@ def groups(master, client_tgt: str, targets: list[str]) -> dict[str, list[str]]:
         members = [
             m
             for m in minions
-            if _ok(described.get(m)) and _fleet(described[m].get("profile")) == client_fleet.MODE
+            if _ok(described.get(m)) and _fleet(described[m]) == client_fleet.MODE
         ]
         if not members:
             raise SaltInvocationError(
@@ -72,9 +72,9 @@ def groups(master, client_tgt: str, targets: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def _fleet(profile) -> str | None:
+def _fleet(entry: dict) -> str | None:
     try:
-        return profiles.get(profile or "").FLEET
+        return profiles.trait({"profile": "", **entry}, "FLEET")
     except SaltInvocationError:
         return None
 

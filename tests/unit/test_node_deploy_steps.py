@@ -43,6 +43,7 @@ class FakeProfile:
             verify=self.verify,
             is_serving=lambda target: True,
             retire=cassandra.retire,
+            preflight=cassandra.preflight,
             FLEET=cassandra.FLEET,
             ONE_PROCESS_PER_ROLE=False,
         )
