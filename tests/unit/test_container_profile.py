@@ -5,6 +5,8 @@ activation and rollback in real containers are proven on the rig
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from certdeploy_core import container, profiles
 from certdeploy_core import target as certdeploy_target
@@ -170,3 +172,12 @@ def test_a_volume_is_not_a_bind_mount(tmp_path):
     t = _app(tmp_path)
     found = _checks(t, [_mount("/var/lib/containers/v", "/etc/cdapp/tls", kind="volume")])
     assert not found["container_dir_mounted"]["ok"]
+
+
+@pytest.mark.parametrize("name, runs", [("orders", "client"), ("cassandra", "cassandra")])
+def test_the_pillar_example_loads(name, runs):
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "pillar" / "certdeploy_container_example.sls"
+    t = certdeploy_target.load_target(yaml.safe_load(path.read_text()), name, "host1")
+    assert (t.profile, t.runs, t.uid) == ("container", runs, 999)
