@@ -9,6 +9,7 @@ certdeploy:
       runs: client
       engine: [podman]
       container: orders
+      app: orders
       host_dir: /srv/orders/tls
       container_dir: /etc/orders/tls
       keystore: client.pem          # relative to host_dir and container_dir
