@@ -155,7 +155,6 @@ def remove_all(root: Path, log=print) -> list[str]:
     if ids:
         _run([*podman, "rm", "-f", "-t", "5", *ids], check=False, timeout=120)
         log(f"containers removed: {len(ids)}")
-    _run([*podman, "system", "reset", "--force"], check=False, timeout=120)
     shutil.rmtree(base, ignore_errors=True)
     return ids
 
