@@ -11,8 +11,8 @@
 - :func:`start_app` runs the sample Python client app (``sandbox.client_app``) in a container:
   host network, ``--init`` (catatonit forwards the HUP), the repo and the venv's packages
   mounted read-only, its TLS files in a bind-mounted *directory* owned by the image's uid.
-- :func:`start_node` runs one Cassandra node in a container (the JVM and jars bind-mounted
-  read-only): a single-node cluster of its own on 127.0.0.4, for ``make bench``.
+- (Not built yet: one Cassandra node in a container, the JVM and jars bind-mounted
+  read-only, a single-node cluster of its own on 127.0.0.4, for ``make bench``.)
 
 Every container carries the label ``certdeploy-sandbox=<dir>``; :func:`remove_all` (``down``)
 removes them and the storage.
@@ -139,11 +139,6 @@ def run(root: Path, name: str, args: list[str], command: list[str], log=print) -
     return _run(argv, timeout=120).stdout.strip()
 
 
-def inspect(root: Path, name: str) -> dict:
-    out = _run([*engine(root), "inspect", name]).stdout
-    return json.loads(out)[0]
-
-
 def remove_all(root: Path, log=print) -> list[str]:
     """Remove every container of this rig, then its container storage."""
     base = storage(root)
@@ -231,12 +226,3 @@ def start_app(
         "/opt/certdeploy",
     ]
     return run(root, name, args, app_command(name, container_tls, "/state"), log)
-
-
-def wait_for(predicate, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.3)
-    raise ContainerError(f"timed out after {timeout:.0f}s waiting for {what}")
