@@ -188,14 +188,19 @@ def _wait(predicate, timeout: float, what: str):
 
 @pytest.fixture(scope="module")
 def app(rig, salt_cli, synced, tmp_path_factory):
-    the_app = App(rig, salt_cli, tmp_path_factory.mktemp(APP))
+    yield from running(App(rig, salt_cli, tmp_path_factory.mktemp(APP)))
+
+
+def running(the_app):
+    """A module fixture's body: start ``the_app`` on its first generation; afterwards stop it
+    and give its minion its own pillar back."""
     the_app.dir.chmod(0o700)
     the_app.install_first(the_app.generation("g1"))
     the_app.start()
     yield the_app
     the_app.stop()
-    rig.set_pillar(1)
-    salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="cass1")
+    the_app.rig.set_pillar(the_app.n)
+    the_app.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=the_app.minion)
 
 
 def test_1_deploy_by_reload_moves_every_connection_to_the_new_role(app):

@@ -18,7 +18,7 @@ import pytest
 
 from sandbox import containers, pki
 from sandbox.rig import REPO, write_private
-from tests.integration.test_client_target import App, _wait
+from tests.integration.test_client_target import App, _wait, running
 
 pytestmark = pytest.mark.rig
 NAME = "cdapp"
@@ -101,15 +101,7 @@ def capp(rig, salt_cli, synced, tmp_path_factory):
     why = containers.available()
     if why:
         pytest.fail(f"containers cannot run on this machine: {why}")
-    root = tmp_path_factory.mktemp(NAME)
-    root.chmod(0o700)
-    the_app = ContainerApp(rig, salt_cli, root)
-    the_app.install_first(the_app.generation("g1"))
-    the_app.start()
-    yield the_app
-    the_app.stop()
-    rig.set_pillar(1)
-    salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="cass1")
+    yield from running(ContainerApp(rig, salt_cli, tmp_path_factory.mktemp(NAME)))
 
 
 def test_1_deploy_by_signal_is_seen_from_the_host_and_from_system_views_clients(capp):
