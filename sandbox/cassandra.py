@@ -162,13 +162,16 @@ class Node:
         (self.conf_dir / "logback.xml").write_text(LOGBACK.format(logdir=self.home / "logs"))
         (self.conf_dir / "logback-tools.xml").write_text(QUIET_LOGBACK)
 
-    def config_text(self, tls: dict, authenticator=ALLOW_ALL) -> str:
-        """The cassandra.yaml the sandbox writes for this node."""
-        seeds = ",".join(f"127.0.0.{i}:7000" for i in range(1, self.count + 1))
+    def config_text(self, tls: dict, authenticator=ALLOW_ALL, **own) -> str:
+        """The cassandra.yaml the sandbox writes for this node. ``own`` (a node of its own
+        cluster, :mod:`sandbox.container_node`): ``cluster_name``, ``seeds``, ``token`` and
+        ``var`` (the directory its data paths are under, as the process sees it)."""
+        seeds = own.get("seeds") or ",".join(f"127.0.0.{i}:7000" for i in range(1, self.count + 1))
+        var = Path(own.get("var") or self.home)
         config = {
-            "cluster_name": CLUSTER_NAME,
+            "cluster_name": own.get("cluster_name", CLUSTER_NAME),
             "num_tokens": 1,
-            "initial_token": str(initial_token(self.n, self.count)),
+            "initial_token": str(own.get("token", initial_token(self.n, self.count))),
             "auto_bootstrap": False,
             "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
             "endpoint_snitch": "GossipingPropertyFileSnitch",
@@ -183,11 +186,11 @@ class Node:
             "storage_port": 7000,
             "native_transport_port": 9042,
             "start_native_transport": True,
-            "data_file_directories": [str(self.home / "data")],
-            "commitlog_directory": str(self.home / "commitlog"),
-            "hints_directory": str(self.home / "hints"),
-            "saved_caches_directory": str(self.home / "saved_caches"),
-            "cdc_raw_directory": str(self.home / "cdc_raw"),
+            "data_file_directories": [str(var / "data")],
+            "commitlog_directory": str(var / "commitlog"),
+            "hints_directory": str(var / "hints"),
+            "saved_caches_directory": str(var / "saved_caches"),
+            "cdc_raw_directory": str(var / "cdc_raw"),
             "commitlog_sync": "periodic",
             "commitlog_sync_period": "10000ms",
             "authenticator": authenticator,
@@ -201,35 +204,9 @@ class Node:
     # ------------------------------------------------------------------ process
 
     def java_command(self) -> list[str]:
-        return [
-            str(JAVA17),
-            f"-Xms{HEAP}",
-            f"-Xmx{HEAP}",
-            "-Xss512k",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:+HeapDumpOnOutOfMemoryError",
-            f"-XX:HeapDumpPath={self.home / 'tmp'}",
-            *JVM17_FLAGS,
-            f"-Dcassandra.config=file://{self.config_path}",
-            f"-Dcassandra.storagedir={self.home}",
-            f"-Dcassandra.logdir={self.home / 'logs'}",
-            "-Dcassandra-foreground=yes",
-            f"-Dcassandra-pidfile={self.pid_path}",
-            f"-Dcassandra.jmx.local.port={self.jmx_port}",
-            f"-Dlogback.configurationFile={self.conf_dir / 'logback.xml'}",
-            f"-Djna.tmpdir={self.home / 'tmp'}",
-            f"-Djava.io.tmpdir={self.home / 'tmp'}",
-            "-Djava.net.preferIPv4Stack=true",
-            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-            "-Dcassandra.superuser_setup_delay_ms=0",
-            # The first seed otherwise waits a full 30 s ring delay for peers that are not up
-            # yet (measured). A sandbox-only speed-up: production keeps the default.
-            "-Dcassandra.ring_delay_ms=5000",
-            "-cp",
-            f"{self.conf_dir}:{LIB_DIR}/*",
-            "org.apache.cassandra.service.CassandraDaemon",
-        ]
+        return daemon_argv(
+            JAVA17, self.home, self.conf_dir, LIB_DIR, self.jmx_port, pid_path=self.pid_path
+        )
 
     def pid(self) -> int | None:
         try:
@@ -296,21 +273,7 @@ class Node:
                 time.sleep(0.1)
 
     def nodetool_command(self) -> list[str]:
-        return [
-            str(JAVA17),
-            "-Xmx128M",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            *JVM17_FLAGS,
-            f"-Dlogback.configurationFile={self.conf_dir / 'logback-tools.xml'}",
-            "-cp",
-            f"{LIB_DIR}/*",
-            "org.apache.cassandra.tools.NodeTool",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.jmx_port),
-        ]
+        return nodetool_argv(JAVA17, self.conf_dir, LIB_DIR, self.jmx_port)
 
     def nodetool(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -335,6 +298,59 @@ class Node:
                 text = path.read_text(errors="replace").splitlines()[-lines:]
                 return f"last lines of {path}:\n" + "\n".join(text)
         return "no log written"
+
+
+def daemon_argv(java, var, conf, lib, jmx_port: int, pid_path=None) -> list[str]:
+    """The Cassandra JVM's argv: data, logs and tmp under ``var``, yaml and logback in
+    ``conf``, jars in ``lib`` (paths as the process sees them: a container's are its own)."""
+    var, conf = Path(var), Path(conf)
+    return [
+        str(java),
+        f"-Xms{HEAP}",
+        f"-Xmx{HEAP}",
+        "-Xss512k",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+HeapDumpOnOutOfMemoryError",
+        f"-XX:HeapDumpPath={var / 'tmp'}",
+        *JVM17_FLAGS,
+        f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
+        f"-Dcassandra.storagedir={var}",
+        f"-Dcassandra.logdir={var / 'logs'}",
+        "-Dcassandra-foreground=yes",
+        *([f"-Dcassandra-pidfile={pid_path}"] if pid_path else []),
+        f"-Dcassandra.jmx.local.port={jmx_port}",
+        f"-Dlogback.configurationFile={conf / 'logback.xml'}",
+        f"-Djna.tmpdir={var / 'tmp'}",
+        f"-Djava.io.tmpdir={var / 'tmp'}",
+        "-Djava.net.preferIPv4Stack=true",
+        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        "-Dcassandra.superuser_setup_delay_ms=0",
+        # The first seed otherwise waits a full 30 s ring delay for peers that are not up
+        # yet (measured). A sandbox-only speed-up: production keeps the default.
+        "-Dcassandra.ring_delay_ms=5000",
+        "-cp",
+        f"{conf}:{lib}/*",
+        "org.apache.cassandra.service.CassandraDaemon",
+    ]
+
+
+def nodetool_argv(java, conf, lib, jmx_port: int) -> list[str]:
+    return [
+        str(java),
+        "-Xmx128M",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        *JVM17_FLAGS,
+        f"-Dlogback.configurationFile={Path(conf) / 'logback-tools.xml'}",
+        "-cp",
+        f"{lib}/*",
+        "org.apache.cassandra.tools.NodeTool",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(jmx_port),
+    ]
 
 
 def _alive(pid: int) -> bool:

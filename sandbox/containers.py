@@ -11,8 +11,8 @@
 - :func:`start_app` runs the sample Python client app (``sandbox.client_app``) in a container:
   host network, ``--init`` (catatonit forwards the HUP), the repo and the venv's packages
   mounted read-only, its TLS files in a bind-mounted *directory* owned by the image's uid.
-- (Not built yet: one Cassandra node in a container, the JVM and jars bind-mounted
-  read-only, a single-node cluster of its own on 127.0.0.4, for ``make bench``.)
+- :mod:`sandbox.container_node` runs one Cassandra node in a container the same way (the
+  JVM and the jars bind-mounted read-only; a single-node cluster of its own on 127.0.0.4).
 
 Every container carries the label ``certdeploy-sandbox=<dir>``; :func:`remove_all` (``down``)
 removes them and the storage.

@@ -15,17 +15,21 @@ def parse_status(text: str) -> list[dict]:
         if line.startswith("Datacenter:"):
             dc = line.split(":", 1)[1].strip()
             continue
-        # "UN  127.0.0.1  104.36 KiB  1  33.3%  <host id>  rack1": the load may hold a space,
-        # so anchor on both ends.
+        # "UN  127.0.0.1  104.36 KiB  1  33.3%  <host id>  rack1", or with one token per node
+        # "UN  127.0.0.4  114.37 KiB  100.0%  <host id>  0  rack1" (a Token column after the
+        # host id): the load may hold a space, so anchor on both ends.
         fields = line.split()
-        if len(fields) >= 6 and _CODE.match(fields[0]) and _HOST_ID.match(fields[-2]):
+        if len(fields) < 6 or not _CODE.match(fields[0]):
+            continue
+        host_id = next((f for f in fields[-3:-1] if _HOST_ID.match(f)), None)
+        if host_id:
             rows.append(
                 {
                     "dc": dc,
                     "address": fields[1],
                     "code": fields[0],
                     "rack": fields[-1],
-                    "host_id": fields[-2],
+                    "host_id": host_id,
                 }
             )
     return rows

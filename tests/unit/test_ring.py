@@ -27,3 +27,21 @@ def test_ring_healthy_needs_all_un_and_size():
     assert ring.ring_healthy(rows, 3)
     assert not ring.ring_healthy(rows, 4)
     assert not ring.ring_healthy([])
+
+
+# A single-token node: nodetool prints a Token column after the host id (measured on the
+# rig's containerised node, Cassandra 5.0).
+ONE_TOKEN = """Datacenter: dc1
+===============
+Status=Up/Down
+|/ State=Normal/Leaving/Joining/Moving
+--  Address    Load        Owns (effective)  Host ID                               Token  Rack
+UN  127.0.0.4  114.37 KiB  100.0%            34e1061f-8d96-47c3-9e42-462e94adb216  0      rack1
+"""
+
+
+def test_parse_status_with_a_token_column():
+    (row,) = ring.parse_status(ONE_TOKEN)
+    assert (row["address"], row["code"], row["rack"]) == ("127.0.0.4", "UN", "rack1")
+    assert row["host_id"] == "34e1061f-8d96-47c3-9e42-462e94adb216"
+    assert ring.ring_healthy([row], 1)
