@@ -1,7 +1,9 @@
-"""``python -m sandbox up [--apps] [--ssh N]|status|reset|down|issue|apps start|stop`` — and ``node
-start|stop N``, the sandbox's node control. ``apps`` are the two sample client applications
-(``sandbox/apps.py``). ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves from the
-sandbox CA: into files (cert, key, trust per minion) or straight into the master's store."""
+"""``python -m sandbox up [--apps] [--containers[=app]] [--ssh N]|status|reset|down|issue|apps
+start|stop`` — and ``node start|stop N``, the sandbox's node control. ``--containers`` runs
+real podman containers (``sandbox/container_rig.py``). ``apps`` are the two sample client
+applications (``sandbox/apps.py``). ``issue cass2 [cass3 ...] [--store]`` mints fresh leaves
+from the sandbox CA: into files (cert, key, trust per minion) or straight into the master's
+store."""
 
 from __future__ import annotations
 
@@ -116,6 +118,14 @@ def main(argv=None) -> int:
     )
     up.add_argument("--apps", action="store_true", help="also start the sample client apps")
     up.add_argument(
+        "--containers",
+        nargs="?",
+        const="all",
+        choices=("all", "app"),
+        help="also run real podman containers: the sample app (cdapp) and, unless 'app', "
+        "a Cassandra node (cass4c, its own cluster on 127.0.0.4); see sandbox/container_rig.py",
+    )
+    up.add_argument(
         "--ssh",
         type=int,
         default=0,
@@ -159,6 +169,11 @@ def main(argv=None) -> int:
             descriptor = rig.up()
             if args.apps:
                 sample_apps.start(rig)
+            if args.containers:
+                from sandbox import container_rig
+
+                started = container_rig.start(rig, node=args.containers == "all")
+                print(f"containers {started['containers']}; their pillar: {started['targets']}")
             print(f"descriptor: {rig.descriptor_path}")
             print(f"try: salt -c {descriptor['salt_config_dir']} '*' test.ping")
             if args.ssh:

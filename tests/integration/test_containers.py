@@ -16,13 +16,13 @@ import sys
 
 import pytest
 
-from sandbox import containers, pki
-from sandbox.rig import REPO, write_private
+from sandbox import containers
+from sandbox.container_rig import APP_INSIDE, app_target, write_app_files
 from tests.integration.test_client_target import App, _wait, running
 
 pytestmark = pytest.mark.rig
 NAME = "cdapp"
-INSIDE = "/etc/cdapp/tls"
+INSIDE = APP_INSIDE
 UID = containers.USERS["app"]
 
 
@@ -39,11 +39,7 @@ class ContainerApp(App):
         self.role = f"{name.replace('-', '_')}_{{generation}}"
 
     def install_first(self, leaf):
-        self.tls.mkdir(parents=True, exist_ok=True)
-        write_private(self.keystore, pki.pem_keystore(leaf))
-        write_private(self.truststore, pki.pem_truststore(self.rig.root_ca().cert))
-        for path in (self.keystore, self.truststore):
-            os.chown(path, UID, UID)
+        write_app_files(self.rig, self.tls, leaf)
 
     def start(self, timeout: float = 90):
         containers.start_app(
@@ -62,29 +58,8 @@ class ContainerApp(App):
         return [sys.executable, "-m", "sandbox.client_app", action, "--status", str(self.status)]
 
     def target(self, **overrides) -> dict:
-        return {
-            "profile": "container",
-            "runs": "client",
-            "engine": containers.engine(self.rig.root),
-            "container": self.name,
-            "host_dir": str(self.tls),
-            "container_dir": INSIDE,
-            "keystore": "client.pem",
-            "truststore": "ca.pem",
-            "uid": UID,
-            "gid": UID,
-            "mode": "0600",
-            "app": self.name,
-            "identity": self.identity,
-            "role": self.role,
-            "contact_points": [f"{n.address}:9042" for n in self.rig.all_nodes()],
-            "activate": {"method": "signal", "restart_grace": 10, "cwd": str(REPO)},
-            "health": self.control("health"),  # reads the bind-mounted status file, on the host
-            "verify_client": {"cert": str(self.rig.client_cert), "key": str(self.rig.client_key)},
-            "verify_timeout": 30,
-            "backup_dir": str(self.dir / "backups"),
-            **overrides,
-        }
+        backups = self.dir / "backups"
+        return {**app_target(self.rig, self.name, self.tls, self.status, backups), **overrides}
 
     def inside(self) -> dict:
         """Owner, group and mode of the TLS files as the container sees them."""
