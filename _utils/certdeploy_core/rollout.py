@@ -179,6 +179,23 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
     }
 
 
+def _already_serving(master, minions: list[str], pending: dict, opts: Options) -> list[str]:
+    """Nodes that serve their pending bundle's leaf on both ports already (new connections,
+    from outside the process): nothing to deploy there."""
+    status = master.call(minions, "certdeploy.status", {"target": opts.target}, 60)
+    out = []
+    for m in minions:
+        want = (pending.get(m) or {}).get("fingerprint")
+        served = status.get(m).get("served") if _ok(status.get(m)) else None
+        if (
+            want
+            and isinstance(served, dict)
+            and served.get("client") == served.get("internode") == want
+        ):
+            out.append(m)
+    return out
+
+
 def _check_lock(master, problems: list, described: dict, minions: list[str]) -> None:
     holder = jobs.lock_holder(master.cachedir, _cluster(described, minions))
     if holder and not jobs.is_stale(holder):
@@ -290,6 +307,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
             "diff": diffs,
         }
     cluster = _cluster(pre["described"], minions)
+    serving = [] if clients else _already_serving(master, minions, pre["pending"], opts)
     nodes = {
         m: client_fleet.node_facts(
             pre["described"][m], pre["pending"][m], pre["current_not_after"], m
@@ -308,6 +326,10 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
     job = jobs.new_job(
         "rollout", cluster, {"tgt": tgt, "tgt_type": tgt_type, **opts.as_dict()}, the_plan, nodes
     )
+    for m in serving:  # a rerun (say, of a CA rotation's phase 2) leaves them be
+        job = job.with_node(m, state="skipped", note="already serves the pending certificate")
+    if serving:
+        master.progress(f"already serving the pending certificate, skipped: {serving}")
     lock = jobs.acquire(master.cachedir, cluster, job.job_id, force=force)
     if lock["took_over"]:
         master.progress(f"took over a {lock['took_over']} lock: {lock['previous']}")

@@ -2,7 +2,9 @@
 app on cass2), under QUORUM load: ``salt-run certdeploy.rotate_ca 'cass*' CA2 client_tgt=...
 client_targets=orders,billing``. Phase 3 is refused while a client still uses its CA1 identity;
 at the end every node and every app is on CA2 only, and neither the load generator nor the apps
-counted a failed request. Nothing is mocked."""
+counted a failed request. Phase 2 before phase 1 is refused; rerunning phase 2 after the
+nodes' part leaves them be (each already serves its new leaf) and moves only the apps.
+Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import time
 
 import pytest
-from certdeploy_core import probe
+from certdeploy_core import clients, probe
 
 from sandbox import pki
 from sandbox.loadgen import LoadGenerator, stats
@@ -53,6 +55,10 @@ def _pillars(rig, salt_cli, apps, bundles=None, reader=None):
     assert ret.returncode == 0, ret
 
 
+def nodes_only_args(new_ca_file):
+    return ("certdeploy.rotate_ca", "cass*", str(new_ca_file))
+
+
 def test_rotate_ca_over_nodes_and_both_apps_under_load(rig, salt_cli, apps, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     cluster = Cluster(rig, salt_cli)
@@ -80,6 +86,10 @@ def test_rotate_ca_over_nodes_and_both_apps_under_load(rig, salt_cli, apps, tmp_
         name: pki.bundle_dict(leaf, ca1_root, ca2_root.cert) for name, leaf in client_leaves.items()
     }
     _pillars(rig, salt_cli, apps, bundles)
+    tree = cluster.tree()  # phase 2 before phase 1 is refused and changes nothing
+    early = cluster.salt_run(*nodes_only_args(new_ca_file), "phase=2")
+    assert early.returncode != 0 and "phase 1 has not completed" in early.stdout, early.stdout
+    assert cluster.tree() == tree
     for name in apps:
         _wait(lambda a=apps[name]: a.only(f"{a.name}_g1"), 30, f"{name} under its g1 role")
 
@@ -91,7 +101,7 @@ def test_rotate_ca_over_nodes_and_both_apps_under_load(rig, salt_cli, apps, tmp_
     (tmp_path / "c2.key").write_bytes(pki.key_pem(reader2.key))
     reader = {"cert": str(tmp_path / "c2.crt"), "key": str(tmp_path / "c2.key")}
 
-    nodes_only = ("certdeploy.rotate_ca", "cass*", str(new_ca_file))
+    nodes_only = nodes_only_args(new_ca_file)
     run = (*nodes_only, "client_tgt=cass[12]", "client_targets=orders,billing", "max_parallel=2")
     phases, loads = [], {}
 
@@ -115,6 +125,8 @@ def test_rotate_ca_over_nodes_and_both_apps_under_load(rig, salt_cli, apps, tmp_
         assert cluster.tree() == tree  # nothing was changed
         result = last_json(phase(run, 2).stdout)[0]
         assert result["ok"] and len(result["phases"][0]["clients"]) == 2, result
+        states = {n: v["state"] for n, v in result["phases"][0]["nodes"].items()}
+        assert set(states.values()) == {"skipped"}, states  # they serve their new leaves
     finally:
         loads["phases 1-2"] = stats(gen.stop())
     both_ctx = probe.verifying_context(str(both), str(rig.client_cert), str(rig.client_key))
@@ -124,15 +136,22 @@ def test_rotate_ca_over_nodes_and_both_apps_under_load(rig, salt_cli, apps, tmp_
 
     _pillars(rig, salt_cli, apps, bundles, reader=reader)
     client2_tls = (str(both), reader["cert"], reader["key"])
+    client2_ctx = probe.verifying_context(*client2_tls)
     gen = LoadGenerator(rig, ARTIFACTS / "load-rotate-clients-3.json", 150, tls=client2_tls)
     gen.start()
     try:
         time.sleep(3)
+        # The rig's own identity (the load, this query, certdeploy's checks) is on CA2 now:
+        # every node sees it only under the new role; nothing logs in with a CA1 certificate.
+        seen = clients.connections([f"127.0.0.{n}" for n in NODES], client2_ctx)
+        ok, problems = clients.only_under(seen, role2, {"certdeploy_rig", role2})
+        assert ok, problems
+        assert not any(r["username"] == "anonymous" for rows in seen.values() for r in rows)
         assert last_json(phase(run, 3).stdout)[0]["ok"]
     finally:
         loads["phase 3"] = stats(gen.stop())
     for app in apps.values():
-        app.reader = probe.verifying_context(*client2_tls)  # CA1 identities are refused now
+        app.reader = client2_ctx  # CA1 identities are refused now
     print(f"\n[rotate_ca+clients] phases (phase, seconds, succeeded) {phases}")
     print(f"[rotate_ca+clients] load {loads}")
     print(f"[rotate_ca+clients] apps {[(a.name, a.read()) for a in apps.values()]}")

@@ -217,3 +217,16 @@ def test_rollback_job_that_cannot_roll_a_node_back_is_failed(tmp_path):
     result = rollout.rollback_job(fake.master(), job.job_id)
     assert result["status"] == "failed"
     assert jobs.load(fake.cachedir, job.job_id).nodes["cass2"]["state"] == "rollback_failed"
+
+
+def test_a_node_already_serving_its_pending_leaf_on_both_ports_is_left_alone(tmp_path):
+    fake = FakeMaster(tmp_path, serving={"cass2": NEW["cass2"]})
+    pending = {n: {"fingerprint": NEW[n]} for n in NODES}
+    found = rollout._already_serving(fake.master(), list(NODES), pending, rollout.Options())
+    assert found == ["cass2"]
+    # Half served (the internode port still on the old leaf) is not done; no answer is not.
+    fake.fail[("certdeploy.status", "cass2")] = {
+        "served": {"client": NEW["cass2"], "internode": OLD["cass2"]}
+    }
+    fake.fail[("certdeploy.status", "cass3")] = "no answer"
+    assert rollout._already_serving(fake.master(), list(NODES), pending, rollout.Options()) == []
