@@ -217,10 +217,17 @@ class Node:
 
     def start(self, timeout: float = 180) -> float:
         """Start the JVM (detached) and wait until CQL listens. Returns seconds taken."""
+        started = time.monotonic()
+        proc, offset = self.launch()
+        self.wait_up(proc, offset, timeout)
+        return time.monotonic() - started
+
+    def launch(self):
+        """Start the JVM (detached) without waiting: ``(process, log offset)`` for
+        :meth:`wait_up` (the rig restarts its nodes side by side)."""
         check_runtime()
         if self.pid():
             raise NodeError(f"{self.name}: already running (pid {self.pid()})")
-        started = time.monotonic()
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.home / "logs" / "stdout.log", "ab") as out:
             proc = subprocess.Popen(
@@ -232,8 +239,7 @@ class Node:
                 start_new_session=True,  # outlives `sandbox up`; `down` kills it by pid
             )
         self.pid_path.write_text(f"{proc.pid}\n")
-        self.wait_up(proc, offset, timeout)
-        return time.monotonic() - started
+        return proc, offset
 
     def wait_up(self, proc, log_offset: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

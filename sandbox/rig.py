@@ -362,9 +362,12 @@ class Rig:
         for pid in stopping:
             if pid:
                 Node.wait_stopped(pid)
-        for node in self.all_nodes():
+        launched = []
+        for node in self.all_nodes():  # side by side: the cluster exists, every node a seed
             node.write_config(self.tls_sections(node), authenticator)
-            node.start()
+            launched.append((node, *node.launch()))
+        for node, proc, offset in launched:
+            node.wait_up(proc, offset, 240)
         self.wait_ring_healthy()
         self.timings["mtls_auth_restart"] = round(time.monotonic() - t0, 1)
         log(f"nodes restarted with MutualTlsAuthenticator in {self.timings['mtls_auth_restart']}s")
