@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 # Salt makes the utils dirs importable only while it loads this module: import every shared
 # module here, never lazily inside a function.
@@ -194,7 +194,10 @@ def peer_info(target="cassandra"):
 
         salt 'cass*' certdeploy.peer_info
     """
-    tgt = _target(target)
+    return _peer_info(_target(target))
+
+
+def _peer_info(tgt):
     try:
         return {
             "node": tgt.node,
@@ -408,6 +411,30 @@ def plan(target="cassandra"):
 
 
 @_face
+def recover(target="cassandra", timeout=None):
+    """
+    After an interrupted deployment (the minion killed mid-install, the host rebooted), put
+    the node back on one certificate, verified: completed as deployed when it already serves
+    and verifies the new certificate, else its backup restored and the old one proven served.
+    Changes nothing when no deployment was interrupted. ``deploy`` and a rollout's ``resume``
+    call it first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cass2 certdeploy.recover
+    """
+    tgt = _target(target)
+    result = certdeploy_node.recover(tgt, _host(), timeout=timeout)
+    if result["interrupted"]:
+        outcome = "recovered" if result["verified"] else "failed"
+        _fire(tgt, outcome, {"outcome": outcome, "action": result["action"]})
+    _failed(result["verified"])
+    return result
+
+
+@_face
 def status(target="cassandra"):
     """
     Fingerprints served (client and internode ports) and on disk, expiry, backups and the last
@@ -477,9 +504,13 @@ def describe(target="cassandra"):
 
         salt 'cass*' certdeploy.describe
     """
+    return _describe(_target(target))
+
+
+def _describe(tgt):
     pillar = certdeploy_target.plain(_pillar().get("certdeploy") or {})
     return {
-        **_target(target).public(),
+        **tgt.public(),
         "cluster": str(pillar.get("cluster") or "default"),
         "maintenance_windows": pillar.get("maintenance_windows") or [],
         "bundle_version": pillar.get("bundle_version"),
@@ -498,7 +529,10 @@ def bundle_public(target="cassandra"):
 
         salt 'cass*' certdeploy.bundle_public
     """
-    tgt = _target(target)
+    return _bundle_public(_target(target))
+
+
+def _bundle_public(tgt):
     new = _bundle(tgt)
     return {
         "node": tgt.node,
@@ -536,11 +570,70 @@ def keyspaces(target="cassandra"):
 
         salt cass1 certdeploy.keyspaces
     """
-    tgt = _target(target)
+    return _keyspaces(_target(target))
+
+
+def _keyspaces(tgt):
     try:
         return certdeploy_gate.keyspaces(tgt)
     except Exception as exc:  # noqa: BLE001 - the driver raises many types
         raise CommandExecutionError(f"{tgt.node}: cannot read keyspaces over CQL: {exc}") from exc
+
+
+# The parts ``facts`` can give, each what the function of that name returns.
+_FACTS = {
+    "describe": _describe,
+    "peer_info": _peer_info,
+    "bundle_public": _bundle_public,
+    "served": lambda tgt: certdeploy_node.status_served(tgt),
+    "ring": lambda tgt: certdeploy_cassandra.ring_rows(tgt, _host()),
+    "keyspaces": _keyspaces,
+}
+
+
+@_face
+def facts(target="cassandra", parts=None):
+    """
+    Several read-only facts in one round trip, for the rollout's pre-flight: ``describe``,
+    ``peer_info``, ``bundle_public``, ``served`` (the certificate on both ports), ``ring`` and
+    ``keyspaces`` (default: the first four). Each part is what the function of that name
+    returns, or its error as ``"ERROR: ..."``; ``ring`` and ``keyspaces`` run side by side.
+    Changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'cass*' certdeploy.facts
+        salt cass1 certdeploy.facts parts='[ring, keyspaces]'
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = list(parts or ("describe", "peer_info", "bundle_public", "served"))
+    unknown = [p for p in wanted if p not in _FACTS]
+    if unknown:
+        raise SaltInvocationError(
+            f"{__opts__['id']}: facts: unknown parts {unknown}. Fix: use {sorted(_FACTS)}"
+        )
+    tgt = _target(target)
+
+    def one(part):
+        try:
+            return _FACTS[part](tgt)
+        except (CommandExecutionError, SaltInvocationError, OSError) as exc:
+            return f"ERROR: {exc}"
+
+    slow = [p for p in wanted if p in ("ring", "keyspaces")]
+    out = {p: one(p) for p in wanted if p not in slow}
+    if len(slow) > 1:  # a nodetool JVM and a CQL session: side by side
+        # Salt's dunders live in context variables, which a new thread does not inherit.
+        with ThreadPoolExecutor(max_workers=len(slow)) as pool:
+            futures = {p: pool.submit(contextvars.copy_context().run, one, p) for p in slow}
+            out.update({p: f.result() for p, f in futures.items()})
+    else:
+        out.update({p: one(p) for p in slow})
+    return out
 
 
 @_face

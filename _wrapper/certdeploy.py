@@ -283,6 +283,34 @@ def trust_update(*args, **kwargs):
     return _call("trust_update", args, kwargs)
 
 
+def facts(*args, **kwargs):
+    """
+    Several read-only facts (describe, peer_info, bundle_public, served, ring, keyspaces) in
+    one round trip, over salt-ssh.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh cass2-ssh certdeploy.facts
+    """
+    return _call("facts", args, kwargs)
+
+
+def recover(*args, **kwargs):
+    """
+    Put a node whose deployment was interrupted back on one certificate, verified, over
+    salt-ssh.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh cass2-ssh certdeploy.recover
+    """
+    return _call("recover", args, kwargs)
+
+
 def status(*args, **kwargs):
     """
     Served and on-disk fingerprints, backups and the last deployment, over salt-ssh.

@@ -20,6 +20,8 @@ command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
 [ -x /usr/libexec/podman/catatonit ] || need_apt+=(catatonit)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# The fault suite injects signals at exact syscalls with strace (sandbox/faults.py).
+command -v strace >/dev/null || need_apt+=(strace)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

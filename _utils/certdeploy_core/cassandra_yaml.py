@@ -67,6 +67,7 @@ ALLOWED_KEYS = {
     "client_encryption_options": frozenset(_COMMON_KEYS),
 }
 HIDDEN = "<hidden>"
+_ATTEMPTS = 3  # re-plans when the file is edited by hand between reading and writing it
 
 # Words YAML 1.1 (SnakeYAML) resolves to bool/null: such strings must be quoted when written.
 _YAML11_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"}
@@ -527,16 +528,15 @@ def apply(
     files_util.safe_path(path, "cassandra_yaml", node)
     where = f"{node}: {path}"
     mode = _mode(mode, where)
-    data, text = _read_text(path, where)
-    result = plan(text, desired, where=where)
-    new_text = result.pop("new_text")
-    written = False
-    if result["changes"] and not test:
+    for _attempt in range(_ATTEMPTS):
+        data, text = _read_text(path, where)
+        result = plan(text, desired, where=where)
+        new_text = result.pop("new_text")
+        if not result["changes"] or test:
+            return {**result, "path": path, "written": False}
         meta = files_util.file_meta(path)
         if meta is None or meta["sha256"] != files_util.sha256_bytes(data):
-            raise CommandExecutionError(
-                f"{where}: changed while being planned; nothing written. Fix: retry"
-            )
+            continue  # edited by hand while we planned: plan again on the operator's text
         written = files_util.atomic_write(
             path,
             new_text.encode("utf-8"),
@@ -544,7 +544,11 @@ def apply(
             owner=owner or meta["owner"],
             group=group or meta["group"],
         )
-    return {**result, "path": path, "written": written}
+        return {**result, "path": path, "written": written}
+    raise CommandExecutionError(
+        f"{where}: changed {_ATTEMPTS} times while being planned; nothing written. Fix: "
+        "finish editing it, then deploy again"
+    )
 
 
 def read_tls(path: str, *, node: str | None = None, redact: bool = False) -> dict:

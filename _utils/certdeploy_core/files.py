@@ -8,6 +8,7 @@ Pure functions; no Salt dunders.
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import hashlib
 import os
@@ -147,6 +148,20 @@ def _already_current(path, data: bytes, mode: int, uid: int, gid: int) -> bool:
     return sha256_file(path) == sha256_bytes(data)
 
 
+def mount_point(path: str) -> str:
+    """The mount point of the filesystem holding ``path`` (or its nearest existing parent)."""
+    path = os.path.realpath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    dev = os.stat(path).st_dev
+    while path != os.path.dirname(path):
+        parent = os.path.dirname(path)
+        if os.stat(parent).st_dev != dev:
+            return path
+        path = parent
+    return path
+
+
 def _fsync_dir(directory: str) -> None:
     """Make the rename itself durable (a crash after os.replace could otherwise lose it)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -213,6 +228,13 @@ def atomic_write(
                 os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            mount = mount_point(directory)
+            raise CommandExecutionError(
+                f"{path}: write failed: {exc.strerror} on the filesystem mounted on {mount}; "
+                f"the file was left as it was. Fix: free space on {mount} (df -h {directory}), "
+                "then deploy again"
+            ) from exc
         if isinstance(exc, OSError):
             raise CommandExecutionError(
                 f"{path}: write failed: {exc.strerror or exc}. "

@@ -17,7 +17,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import backup as backups
 from . import bundle as cb
-from . import checks, errors, files, material, profiles, timeutil
+from . import checks, errors, files, journal, material, profiles, space, timeutil
 from . import host as host_mod
 
 Host = host_mod.Host  # re-exported: the faces build it
@@ -47,6 +47,7 @@ def validate(
     )
     if host is not None:
         findings += profiles.get(target).preflight(target, host)
+    findings.append(space.check(target.managed_files(), target.backup_dir, target.node))
     if all(f["ok"] for f in findings if f["check"] == "key_match"):
         # Building a keystore from a key that does not match its cert cannot succeed.
         findings.append(
@@ -195,6 +196,8 @@ def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None)
             "rollback": rolled,
         },
     )
+    if evidence["ok"]:
+        journal.end(target, host.cachedir)  # on one certificate, verified
     return rolled
 
 
@@ -248,9 +251,30 @@ def deploy(
     result["new_fingerprint"] = bundle.fingerprint
     host.progress(f"{target.node}: validated {bundle.fingerprint[:16]}")
 
+    if journal.read(target, host.cachedir) is not None:
+        t = time.monotonic()
+        result["recovered"] = recover(target, host, timeout=verify_timeout)
+        timings["recover"] = _since(t)
+        if not result["recovered"]["verified"]:
+            raise CommandExecutionError(
+                f"{target.node}: an earlier deployment was interrupted and the node could not "
+                f"be put back on one certificate: {result['recovered']}. Nothing new was "
+                f"installed. Fix: see salt {target.node} certdeploy.status, then "
+                f"certdeploy.recover"
+            )
+        result["old_fingerprint"] = (material.on_disk(target)["keystore"] or {}).get("fingerprint")
+
     t = time.monotonic()
     result["backup"] = backup(target, note={"reason": "deploy", "to": bundle.fingerprint})
     timings["backup"] = _since(t)
+    # From here until the record below the files may change: a crash leaves this behind.
+    journal.begin(
+        target,
+        host.cachedir,
+        backup_id=result["backup"]["backup_id"],
+        old=result["old_fingerprint"],
+        new=bundle.fingerprint,
+    )
     step = "install"
     try:
         t = time.monotonic()
@@ -309,7 +333,51 @@ def deploy(
     timings["total"] = _since(started)
     result["timings"] = timings
     record(target, host, result)
+    if result["outcome"] != "rollback_failed":
+        journal.end(target, host.cachedir)  # one certificate, verified: no longer in flight
     return result
+
+
+def recover(target, host: Host, *, timeout=None) -> dict:
+    """Put a node whose deployment was interrupted (its in-flight record is still there) back
+    on one certificate, verified. When it already serves the new certificate on both ports
+    and verifies, the deployment had got through activation: it is completed as deployed.
+    Otherwise the deployment's backup is restored, reactivated and the old certificate proven
+    served (a rollback). Without an in-flight record this changes nothing."""
+    entry = journal.read(target, host.cachedir)
+    out = {"node": target.node, "target": target.name, "interrupted": entry is not None}
+    if entry is None:
+        return {**out, "action": None, "verified": True}
+    host.progress(f"{target.node}: an interrupted deployment ({entry}) is being recovered")
+    new = entry.get("to")
+    served = profiles.get(target).served(target)
+    disk = (material.on_disk(target)["keystore"] or {}).get("fingerprint")
+    if new and served.get("client") == served.get("internode") == disk == new:
+        evidence = verify(target, host, new, known=(entry.get("from"),), timeout=timeout)
+        if evidence["ok"]:
+            record(
+                target,
+                host,
+                {
+                    "outcome": "deployed",
+                    "old_fingerprint": entry.get("from"),
+                    "new_fingerprint": new,
+                    "backup": {"backup_id": entry.get("backup_id")},
+                },
+            )
+            journal.end(target, host.cachedir)
+            return {**out, "entry": entry, "action": "completed", "verified": True, "on": new}
+    rolled = rollback(target, host, entry.get("backup_id"), timeout=timeout)
+    if rolled["verified"]:
+        journal.end(target, host.cachedir)
+    return {
+        **out,
+        "entry": entry,
+        "action": "restored",
+        "verified": rolled["verified"],
+        "on": rolled["expected"] if rolled["verified"] else None,
+        "rollback": rolled,
+    }
 
 
 def _drill(target, step: str) -> None:
@@ -362,8 +430,13 @@ def last_record(target, host: Host) -> dict | None:
         return None
 
 
+def status_served(target) -> dict:
+    """What the target serves now, on new connections (the profile says where)."""
+    return profiles.get(target).served(target)
+
+
 def status(target, host: Host) -> dict:
-    served = profiles.get(target).served(target)
+    served = status_served(target)
     return {
         "node": target.node,
         "target": target.name,
@@ -374,4 +447,5 @@ def status(target, host: Host) -> dict:
             for m in backups.list_backups(target.backup_dir)
         ],
         "last_deployment": last_record(target, host),
+        "interrupted": journal.read(target, host.cachedir),
     }

@@ -103,7 +103,10 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
     kw = {"target": opts.target}
     # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
     master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
-    described = master.call(minions, "certdeploy.describe", kw, 60)
+    # One round trip gives every node's description, installed and pending material and
+    # what it serves; one more gives ring and keyspaces (side by side on the probe node).
+    facts = gather(master, minions, ("describe", "peer_info", "bundle_public", "served"), kw)
+    described = facts["describe"]
     down = [m for m in minions if not _ok(described.get(m))]
     if down:
         problems.append(
@@ -123,19 +126,19 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
         _check_lock(master, facts["problems"], described, minions)
         return facts
     probe_node = master.prefer(minions)[0]
-    ring_rows = master.call([probe_node], "certdeploy.ring", kw, 120).get(probe_node)
+    cluster_facts = gather(master, [probe_node], ("ring", "keyspaces"), kw, 120)
+    ring_rows = cluster_facts["ring"].get(probe_node)
     if not isinstance(ring_rows, list):
         problems.append(f"cannot read the ring from {probe_node}: {_err(ring_rows)}")
         ring_rows = []
     not_un = [f"{r['address']}={r['code']}" for r in ring_rows if r["code"] != "UN"]
     if not_un:
         problems.append(f"ring is not all UN: down or moving nodes {not_un}")
-    keyspace_rows = master.call([probe_node], "certdeploy.keyspaces", kw, 120).get(probe_node)
+    keyspace_rows = cluster_facts["keyspaces"].get(probe_node)
     if not isinstance(keyspace_rows, list):
         problems.append(f"cannot read keyspaces via {probe_node}: {_err(keyspace_rows)}")
         keyspace_rows = []
-    current = master.call(minions, "certdeploy.peer_info", kw, 60)
-    pending = master.call(minions, "certdeploy.bundle_public", kw, 60)
+    current, pending = facts["peer_info"], facts["bundle_public"]
     for name, answers in (("installed material", current), ("pending bundle", pending)):
         bad = [m for m in minions if not _ok(answers.get(m))]
         if bad:
@@ -166,6 +169,7 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
         "described": described,
         "ring": ring_rows,
         "keyspaces": keyspace_rows,
+        "served": facts["served"],
         "pending": {m: _public_summary(pending.get(m)) for m in minions},
         "current": {m: _ok(current.get(m)) for m in minions},
         "current_not_after": {
@@ -179,14 +183,29 @@ def preflight(master: Master, minions: list[str], opts: Options) -> dict:
     }
 
 
-def _already_serving(master, minions: list[str], pending: dict, opts: Options) -> list[str]:
+def gather(master, minions: list[str], parts, kw: dict, timeout: float = 60) -> dict:
+    """``certdeploy.facts`` on ``minions``: ``{part: {minion: answer}}``, each answer what the
+    function of that name returns or its error string; a minion that did not answer is
+    missing, one that answered with an error (say, an unsynced extension) has that error in
+    every part."""
+    answers = master.call(minions, "certdeploy.facts", {**kw, "parts": list(parts)}, timeout)
+    out: dict = {part: {} for part in parts}
+    for m in minions:
+        answer = answers.get(m)
+        if answer is None:
+            continue
+        for part in parts:
+            out[part][m] = answer.get(part) if isinstance(answer, dict) else answer
+    return out
+
+
+def _already_serving(minions: list[str], pending: dict, served_by: dict) -> list[str]:
     """Nodes that serve their pending bundle's leaf on both ports already (new connections,
-    from outside the process): nothing to deploy there."""
-    status = master.call(minions, "certdeploy.status", {"target": opts.target}, 60)
+    from outside the process, as pre-flight saw them): nothing to deploy there."""
     out = []
     for m in minions:
         want = (pending.get(m) or {}).get("fingerprint")
-        served = status.get(m).get("served") if _ok(status.get(m)) else None
+        served = served_by.get(m)
         if (
             want
             and isinstance(served, dict)
@@ -307,7 +326,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
             "diff": diffs,
         }
     cluster = _cluster(pre["described"], minions)
-    serving = [] if clients else _already_serving(master, minions, pre["pending"], opts)
+    serving = [] if clients else _already_serving(minions, pre["pending"], pre["served"])
     nodes = {
         m: client_fleet.node_facts(
             pre["described"][m], pre["pending"][m], pre["current_not_after"], m
@@ -337,7 +356,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
     master.fire(f"certdeploy/rollout/{job.job_id}/started", {"nodes": minions, "plan": the_plan})
     master.progress(f"job {job.job_id}: batches {the_plan['batches']}")
     try:
-        job = execute(master, job, opts)
+        job = execute(master, job, opts, checked=True)
     finally:
         jobs.release(master.cachedir, cluster, job.job_id)
     return finish(master, job)
@@ -352,13 +371,14 @@ def resume(master: Master, job_id: str, force=False) -> dict:
     if lock["took_over"]:
         master.progress(f"took over a {lock['took_over']} lock from {lock['previous']}")
     master.progress(f"resuming job {job_id}; done: {sorted(job.done())}")
-    # A node caught mid-step: find out what it actually serves before doing anything.
-    for node_id, node in job.nodes.items():
-        if node.get("state") == "running":
-            job = _reconcile(master, job, node_id, opts)
-    job = job.with_status("running", resumed=time.time())
-    jobs.save(master.cachedir, job)
     try:
+        # A node caught mid-step: put it on one certificate and find out which, first.
+        for node_id, node in job.nodes.items():
+            if node.get("state") == "running":
+                job = _reconcile(master, job, node_id, opts)
+                jobs.save(master.cachedir, job)
+        job = job.with_status("running", resumed=time.time())
+        jobs.save(master.cachedir, job)
         job = execute(master, job, opts)
     finally:
         jobs.release(master.cachedir, job.get("cluster"), job_id)
@@ -366,28 +386,95 @@ def resume(master: Master, job_id: str, force=False) -> dict:
 
 
 def _reconcile(master, job, node_id, opts):
-    status = master.call([node_id], "certdeploy.status", {"target": opts.target}, 60).get(node_id)
+    """A node the job left ``running`` (no answer: the minion or the master died mid-call).
+    ``certdeploy.recover`` puts it on one certificate, verified (an interrupted install is
+    restored from its backup); then a node serving the new certificate is gated, not
+    deployed again, and one on the old certificate is deployed again."""
+    kw = {"target": opts.target}
+    recovered = master.call([node_id], "certdeploy.recover", kw, opts.call_timeout).get(node_id)
+    if not _ok(recovered) or not recovered.get("verified"):
+        raise CommandExecutionError(
+            f"resume of {job.job_id}: {node_id} could not be put back on one certificate: "
+            f"{_err(recovered) if not _ok(recovered) else recovered}. The job stays as it was. "
+            f"Fix: bring {node_id} back (salt {node_id} certdeploy.status), then resume again"
+        )
+    if recovered.get("interrupted"):
+        master.progress(f"{node_id}: interrupted deployment {recovered['action']}")
+    status = master.call([node_id], "certdeploy.status", kw, 60).get(node_id)
     new = job.nodes[node_id]["new_fingerprint"]
     if _ok(status) and status["served"] == {"client": new, "internode": new}:
         master.progress(f"{node_id}: already serves the new certificate; gating it")
         gate = _gate(master, job, [node_id], opts, restart=False)
         state = "deployed" if gate.get("ok") else "pending"
-        return job.with_node(node_id, state=state, reconciled=True, gate=gate)
-    master.progress(f"{node_id}: interrupted before activation completed; will redeploy")
-    return job.with_node(node_id, state="pending", reconciled=True)
+        return job.with_node(
+            node_id, state=state, reconciled=True, gate=gate, recovered=recovered, error=None
+        )
+    master.progress(f"{node_id}: on its old certificate; will deploy it again")
+    return job.with_node(node_id, state="pending", reconciled=True, recovered=recovered)
 
 
-def execute(master: Master, job: jobs.Job, opts: Options) -> jobs.Job:
+def execute(master: Master, job: jobs.Job, opts: Options, checked=False) -> jobs.Job:
+    """Batch after batch until done. Before each batch but a fresh job's first (pre-flight
+    has just looked), every node of the plan must be up: a node that went down after the
+    last gate halts the job before anything in the next batch changes."""
     while True:
         batch = planner.next_batch(job.get("plan"), job.done())
         if batch is None:
             job = job.with_status("succeeded")
             jobs.save(master.cachedir, job)
             return job
-        job, failed = _run_batch(master, job, batch, opts)
+        if not checked and job.get("plan").get("mode") != client_fleet.MODE:
+            down = _down_nodes(master, job, opts)
+            if down:
+                return _halt(
+                    master,
+                    job,
+                    list(down),
+                    f"before batch {batch}: {'; '.join(f'{n}: {why}' for n, why in down.items())}"
+                    f". The batch was not started; nothing in it was changed. Fix: bring "
+                    f"{', '.join(down)} back (ring all UN), then salt-run certdeploy.resume "
+                    f"{job.job_id}",
+                )
+        checked = False
+        job, failed, unknown = _run_batch(master, job, batch, opts)
         jobs.save(master.cachedir, job)
+        if unknown:
+            return _halt(
+                master,
+                job,
+                unknown,
+                "; ".join(f"{n}: {job.nodes[n].get('error')}" for n in unknown)
+                + " (minion or master restarted?): what happened there is not known, so "
+                "nothing was rolled back or retried. Fix: make sure the minions answer "
+                f"(salt {unknown[0]} test.ping), then salt-run certdeploy.resume "
+                f"{job.job_id}: resume first puts an interrupted node on one certificate",
+            )
         if failed:
             return _on_failure(master, job, failed, opts)
+
+
+def _down_nodes(master, job, opts) -> dict:
+    """Plan nodes that do not answer or do not serve TLS on both ports right now (from their
+    minion, on new connections): ``{node: why}``."""
+    order = [n for n in job.get("plan")["order"] if job.nodes[n].get("state") != "skipped"]
+    served_by = gather(master, order, ("served",), {"target": opts.target})["served"]
+    down = {}
+    for node_id in order:
+        served = served_by.get(node_id)
+        if not isinstance(served, dict):
+            down[node_id] = f"no answer ({_err(served)})"
+            continue
+        bad = {port: v for port, v in served.items() if not isinstance(v, str)}
+        if bad or not served:
+            down[node_id] = f"not serving TLS: {bad or served}"
+    return down
+
+
+def _halt(master, job, nodes: list[str], why: str) -> jobs.Job:
+    master.progress(f"halted: {why}")
+    job = job.with_status("halted", failed_nodes=nodes, halted=why)
+    jobs.save(master.cachedir, job)
+    return job
 
 
 def _run_batch(master, job, batch, opts):
@@ -408,8 +495,16 @@ def _run_batch(master, job, batch, opts):
         kwargs["verify_timeout"] = opts.verify_timeout
     results = master.call(batch, opts.function, kwargs, opts.call_timeout)
     ended = time.time()
-    failed, restarted = [], False
+    failed, restarted, unknown = [], False, []
     for node_id in batch:
+        if node_id not in results or results[node_id] is None:
+            # No answer is not a failure: the node may have deployed, or died half-way.
+            job = job.with_node(
+                node_id, error=f"no answer to {opts.function} within {opts.call_timeout:.0f}s"
+            )
+            _event(master, job, node_id, "no_answer")
+            unknown.append(node_id)
+            continue
         try:
             res = DeployResult.from_dict(results.get(node_id))
         except BadAnswer:
@@ -436,8 +531,8 @@ def _run_batch(master, job, batch, opts):
             f"{step} {seconds}s" for step, seconds in timings.items() if step != "total"
         )
         master.progress(f"{node_id}: {res.outcome} in {res.timings.total}s ({steps})")
-    if failed:
-        return job, failed
+    if failed or unknown:
+        return job, failed, unknown
     gate_started = time.time()
     if job.get("plan").get("mode") == client_fleet.MODE:
         gate = {"ok": True, "skipped": "client targets: each one's verification is the proof"}
@@ -446,17 +541,23 @@ def _run_batch(master, job, batch, opts):
     for node_id in batch:
         job = job.with_step(node_id, "health_gate", gate_started, time.time(), ok=gate.get("ok"))
         job = job.with_node(node_id, gate=gate)
+    if gate.get("no_answer"):
+        # Deployed and verified by their minions, but nobody could judge the cluster: they
+        # stay ``running`` for resume to reconcile and gate, never rolled back blind.
+        for node_id in batch:
+            job = job.with_node(node_id, error=gate["error"])
+        return job, [], list(batch)
     if not gate.get("ok"):
         master.progress(f"health gate failed after {batch}: {gate}; rolling them back")
         for node_id in batch:
             job = _rollback_node(master, job, node_id, opts, state="rolled_back")
             job = job.with_node(node_id, error=f"health gate failed: {gate}")
-        return job, list(batch)
+        return job, list(batch), []
     for node_id in batch:
         job = job.with_node(node_id, state="deployed")
         _event(master, job, node_id, "gated")
     master.progress(f"health gate passed ({gate.get('seconds')}s from {gate.get('from')})")
-    return job, []
+    return job, [], []
 
 
 def _gate(master, job, batch, opts, restart):
@@ -478,7 +579,7 @@ def _gate(master, job, batch, opts, restart):
         gate = ret.get(gate_node)
         if _ok(gate):
             return gate
-    return {"ok": False, "error": f"no node could run the health gate: {others}"}
+    return {"ok": False, "no_answer": True, "error": f"no node answered the health gate: {others}"}
 
 
 def _rollback_node(master, job, node_id, opts, state):
@@ -558,6 +659,7 @@ def summary(job: jobs.Job) -> dict:
         "cluster": data["cluster"],
         "plan": data.get("plan"),
         "wall_seconds": round(data["updated"] - data["created"], 2),
+        "halted": data.get("halted") if data["status"] == "halted" else None,
         "nodes": {
             n: {
                 "state": v["state"],

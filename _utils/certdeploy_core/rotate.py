@@ -185,7 +185,7 @@ def rotate(
     master.progress(f"CA rotation phase {phase}: job {job.job_id}, nodes to change {sorted(todo)}")
     started = time.time()
     try:
-        job = rollouts.execute(master, job, phase_opts)
+        job = rollouts.execute(master, job, phase_opts, checked=True)
     finally:
         jobs.release(master.cachedir, cluster, job.job_id)
     result = rollouts.finish(master, job)

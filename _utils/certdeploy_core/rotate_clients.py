@@ -148,7 +148,7 @@ def _job(master, kind, cluster, name, members, opts, nodes) -> dict:
     todo = sorted(m for m in members if not nodes[m].get("skip"))
     master.progress(f"{kind} {name}: job {job.job_id}, targets to change {todo}")
     try:
-        job = rollouts.execute(master, job, opts)
+        job = rollouts.execute(master, job, opts, checked=True)
     finally:
         jobs.release(master.cachedir, cluster, job.job_id)
     return rollouts.finish(master, job)

@@ -392,6 +392,27 @@ def test_apply_test_mode_writes_nothing(conf):
     assert conf.read_text() == STOCK
 
 
+def test_apply_replans_on_a_hand_edit_made_while_it_planned(conf, monkeypatch):
+    """The operator saves the file between certdeploy's read and its write: the edit is kept,
+    because certdeploy plans again on the edited text before it replaces the file."""
+    real_plan, edits = cy.plan, []
+
+    def plan_then_operator_edits(text, desired, where):
+        result = real_plan(text, desired, where=where)
+        if not edits:
+            edits.append(True)
+            conf.write_text(conf.read_text() + "# operator: raised for the batch job\n")
+        return result
+
+    monkeypatch.setattr(cy, "plan", plan_then_operator_edits)
+    desired = {"client_encryption_options": {"require_client_auth": True}}
+    result = cy.apply(str(conf), desired, node=NODE)
+    assert result["written"] is True
+    text = conf.read_text()
+    assert text.endswith("# operator: raised for the batch job\n")
+    assert cy.read_tls(str(conf))["client_encryption_options"]["require_client_auth"] is True
+
+
 def test_apply_writes_atomically_and_keeps_mode(conf):
     desired = {"client_encryption_options": {"require_client_auth": True}}
     result = cy.apply(str(conf), desired, node=NODE)

@@ -27,6 +27,11 @@ class FakeMaster:
         self.calls, self.events, self.messages = [], [], []
 
     def call(self, minions, fun, kwargs, timeout):
+        if fun == "certdeploy.facts":  # one round trip, each part as its own function
+            parts = {
+                p: self.call(minions, f"certdeploy.{p}", kwargs, timeout) for p in kwargs["parts"]
+            }
+            return {n: {p: a[n] for p, a in parts.items() if n in a} for n in minions}
         answers = {}
         for node in minions:
             self.calls.append((fun, node, dict(kwargs)))
@@ -56,6 +61,10 @@ class FakeMaster:
         if fun == "certdeploy.rollback":
             self.serving[node] = OLD[node]
             return {"verified": True, "expected": OLD[node], "backup_id": kwargs["backup_id"]}
+        if fun == "certdeploy.recover":  # no interrupted deployment on the node
+            return {"interrupted": False, "action": None, "verified": True}
+        if fun == "certdeploy.served":
+            return {"client": self.serving[node], "internode": self.serving[node]}
         if fun == "certdeploy.status":
             fp = self.serving[node]
             return {"served": {"client": fp, "internode": fp}}
@@ -139,12 +148,40 @@ def test_on_failure_policies(tmp_path, policy, status, after):
         assert job.nodes["cass1"]["rollback"]["verified"] is True
 
 
-def test_a_node_that_does_not_answer_fails_the_batch(tmp_path):
+def test_a_node_that_does_not_answer_halts_the_job_and_is_not_rolled_back(tmp_path):
+    # What it did is unknown (the minion or the master died mid-call): resume reconciles it.
     fake = FakeMaster(tmp_path, fail={("certdeploy.deploy", "cass1"): "no answer"})
-    job = rollout.execute(fake.master(), new_job(fake), rollout.Options())
-    assert job.get("status") == "failed"
-    assert job.nodes["cass1"]["state"] == "failed"
-    assert job.nodes["cass1"]["error"] == "no answer (None)"
+    job = rollout.execute(fake.master(), new_job(fake), rollout.Options(), checked=True)
+    assert job.get("status") == "halted"
+    assert job.nodes["cass1"]["state"] == "running"
+    assert job.nodes["cass1"]["error"] == "no answer to certdeploy.deploy within 600s"
+    assert "certdeploy.resume" in job.get("halted") and "cass1" in job.get("halted")
+    assert fake.called("certdeploy.rollback") == [] and fake.called("certdeploy.deploy") == [
+        "cass1"
+    ]
+
+
+def test_a_node_down_before_the_next_batch_halts_before_it_changes(tmp_path):
+    fake = FakeMaster(tmp_path)
+    job = rollout.execute(fake.master(), new_job(fake), rollout.Options(), checked=True)
+    assert job.get("status") == "succeeded"
+    fake = FakeMaster(
+        tmp_path,
+        fail={
+            ("certdeploy.served", "cass3"): {
+                "client": {"error": "connection refused"},
+                "internode": "ab" * 32,
+            }
+        },
+    )
+    job = new_job(fake).with_node("cass1", state="deployed")
+    job = rollout.execute(fake.master(), job, rollout.Options())
+    assert job.get("status") == "halted" and job.get("failed_nodes") == ["cass3"]
+    assert "before batch ['cass2']" in job.get("halted") and "connection refused" in job.get(
+        "halted"
+    )
+    assert fake.called("certdeploy.deploy") == []
+    assert job.nodes["cass2"]["state"] == "pending"
 
 
 def test_failed_health_gate_rolls_the_batch_back(tmp_path):
@@ -184,7 +221,11 @@ def test_resume_reconciles_a_node_caught_mid_step(tmp_path, already_new):
     # Only what was not proven done is deployed again; cass1 is never redeployed.
     expected = ["cass3"] if already_new else ["cass2", "cass3"]
     assert fake.called("certdeploy.deploy") == expected
+    assert fake.called("certdeploy.recover") == ["cass2"]  # put on one certificate first
+    # The reconcile's look at cass2; then every plan node's ports before each batch left.
+    batches = 1 if already_new else 2
     assert fake.called("certdeploy.status") == ["cass2"]
+    assert fake.called("certdeploy.served") == list(NODES) * batches
 
 
 def test_rollback_job_reverses_deployed_nodes_in_reverse_order(tmp_path):
@@ -219,14 +260,12 @@ def test_rollback_job_that_cannot_roll_a_node_back_is_failed(tmp_path):
     assert jobs.load(fake.cachedir, job.job_id).nodes["cass2"]["state"] == "rollback_failed"
 
 
-def test_a_node_already_serving_its_pending_leaf_on_both_ports_is_left_alone(tmp_path):
-    fake = FakeMaster(tmp_path, serving={"cass2": NEW["cass2"]})
+def test_a_node_already_serving_its_pending_leaf_on_both_ports_is_left_alone():
     pending = {n: {"fingerprint": NEW[n]} for n in NODES}
-    found = rollout._already_serving(fake.master(), list(NODES), pending, rollout.Options())
-    assert found == ["cass2"]
+    served = {n: {"client": OLD[n], "internode": OLD[n]} for n in NODES}
+    served["cass2"] = {"client": NEW["cass2"], "internode": NEW["cass2"]}
+    assert rollout._already_serving(list(NODES), pending, served) == ["cass2"]
     # Half served (the internode port still on the old leaf) is not done; no answer is not.
-    fake.fail[("certdeploy.status", "cass2")] = {
-        "served": {"client": NEW["cass2"], "internode": OLD["cass2"]}
-    }
-    fake.fail[("certdeploy.status", "cass3")] = "no answer"
-    assert rollout._already_serving(fake.master(), list(NODES), pending, rollout.Options()) == []
+    served["cass2"] = {"client": NEW["cass2"], "internode": OLD["cass2"]}
+    del served["cass3"]
+    assert rollout._already_serving(list(NODES), pending, served) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -43,7 +43,7 @@ def measure(groups: dict[str, int]) -> dict:
     given pids (a salt daemon and its workers)."""
     out = {}
     for name, pgid in groups.items():
-        pids = _group_members(pgid)
+        pids = group_members(pgid)
         out[name] = {
             "processes": len(pids),
             "rss_mib": round(sum(_rss_kib(p) for p in pids) / 1024, 1),
