@@ -1,9 +1,11 @@
 """A rolling, topology-aware, resumable certificate rollout across a cluster.
 
-    plan -> pre-flight (nothing changes anywhere) -> per batch: deploy -> health gate -> next
+    plan -> pre-flight (nothing changes anywhere; :mod:`.preflight`) -> per batch: every
+    node up -> deploy -> health gate -> next
 
 Every transition is written to the job file before the next one starts, so ``resume``
-continues after a crash or a halt. The runner passes a :class:`Master` that reaches the
+continues after a crash or a halt. A node that does not answer halts the job (what it did is
+unknown); ``resume`` first puts it on one certificate with ``certdeploy.recover``. The runner passes a :class:`Master` that reaches the
 targets through a transport (:mod:`.transport`); this module holds the sequencing and reads no
 Salt dunders.
 """
@@ -16,9 +18,19 @@ from dataclasses import dataclass, field
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from . import client_fleet, profiles
+from . import client_fleet
 from . import job as jobs
 from . import plan as planner
+from .preflight import (
+    already_serving,
+    answered,
+    clients_only,
+    cluster_of,
+    explain,
+    gather,
+    preflight,
+    topology,
+)
 from .result import BadAnswer, DeployResult
 
 ON_FAILURE = ("rollback_node", "rollback_all", "halt")
@@ -83,189 +95,6 @@ class Options:
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
-def _ok(ret) -> bool:
-    return isinstance(ret, dict)
-
-
-def _err(ret) -> str:
-    if isinstance(ret, str) and "is not available" in ret:
-        # Salt's answer when the minion has not got the extension (or an old copy of it).
-        return f"{ret.strip()} Fix: salt '*' saltutil.sync_all"
-    return ret if isinstance(ret, str) else f"no answer ({ret!r})"
-
-
-# ----------------------------------------------------------------------------- pre-flight
-
-
-def preflight(master: Master, minions: list[str], opts: Options) -> dict:
-    """Everything checked before anything changes. Returns facts and ``problems``."""
-    problems: list[str] = []
-    kw = {"target": opts.target}
-    # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
-    master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
-    # One round trip gives every node's description, installed and pending material and
-    # what it serves; one more gives ring and keyspaces (side by side on the probe node).
-    facts = gather(master, minions, ("describe", "peer_info", "bundle_public", "served"), kw)
-    described = facts["describe"]
-    down = [m for m in minions if not _ok(described.get(m))]
-    if down:
-        problems.append(
-            "targets not answering or misconfigured: "
-            + "; ".join(f"{m}: {_err(described.get(m))}" for m in down)
-        )
-        return {"problems": problems, "described": described}
-    kinds = sorted({_kind(described[m]) for m in minions})
-    if len(kinds) > 1:
-        problems.append(
-            f"one rollout deploys one kind of target; these are mixed: {kinds}. "
-            "Fix: roll each kind out on its own"
-        )
-        return {"problems": problems, "described": described}
-    if profiles.trait(described[minions[0]], "FLEET") == client_fleet.MODE:
-        facts = client_fleet.preflight(master, minions, opts, described)
-        _check_lock(master, facts["problems"], described, minions)
-        return facts
-    probe_node = master.prefer(minions)[0]
-    cluster_facts = gather(master, [probe_node], ("ring", "keyspaces"), kw, 120)
-    ring_rows = cluster_facts["ring"].get(probe_node)
-    if not isinstance(ring_rows, list):
-        problems.append(f"cannot read the ring from {probe_node}: {_err(ring_rows)}")
-        ring_rows = []
-    not_un = [f"{r['address']}={r['code']}" for r in ring_rows if r["code"] != "UN"]
-    if not_un:
-        problems.append(f"ring is not all UN: down or moving nodes {not_un}")
-    keyspace_rows = cluster_facts["keyspaces"].get(probe_node)
-    if not isinstance(keyspace_rows, list):
-        problems.append(f"cannot read keyspaces via {probe_node}: {_err(keyspace_rows)}")
-        keyspace_rows = []
-    current, pending = facts["peer_info"], facts["bundle_public"]
-    for name, answers in (("installed material", current), ("pending bundle", pending)):
-        bad = [m for m in minions if not _ok(answers.get(m))]
-        if bad:
-            problems.append(
-                f"{name} unreadable on " + "; ".join(f"{m}: {_err(answers.get(m))}" for m in bad)
-            )
-    validations = {}
-    if not problems:
-        # Cross-trust for the whole plan: every new bundle against every node's current
-        # *and* future material, because mid-rollout old and new certificates coexist.
-        peers = [{"node": f"{m} (current)", **_pick(current[m])} for m in minions] + [
-            {"node": f"{m} (new)", **_pick(pending[m])} for m in minions
-        ]
-        validations = master.call(minions, "certdeploy.validate", {**kw, "peers": peers}, 120)
-        for m in minions:
-            report = validations.get(m)
-            if not _ok(report):
-                problems.append(f"{m}: validation error: {_err(report)}")
-                continue
-            for finding in report["findings"]:
-                if not finding["ok"]:
-                    problems.append(
-                        f"{m}: {finding['check']}: {finding['message']} Fix: {finding['fix']}"
-                    )
-    _check_lock(master, problems, described, minions)
-    return {
-        "problems": problems,
-        "described": described,
-        "ring": ring_rows,
-        "keyspaces": keyspace_rows,
-        "served": facts["served"],
-        "pending": {m: _public_summary(pending.get(m)) for m in minions},
-        "current": {m: _ok(current.get(m)) for m in minions},
-        "current_not_after": {
-            m: current[m].get("not_after") for m in minions if _ok(current.get(m))
-        },
-        "validations": {
-            m: {"valid": v.get("valid"), "fingerprint": v.get("fingerprint")}
-            for m, v in validations.items()
-            if _ok(v)
-        },
-    }
-
-
-def gather(master, minions: list[str], parts, kw: dict, timeout: float = 60) -> dict:
-    """``certdeploy.facts`` on ``minions``: ``{part: {minion: answer}}``, each answer what the
-    function of that name returns or its error string; a minion that did not answer is
-    missing, one that answered with an error (say, an unsynced extension) has that error in
-    every part."""
-    answers = master.call(minions, "certdeploy.facts", {**kw, "parts": list(parts)}, timeout)
-    out: dict = {part: {} for part in parts}
-    for m in minions:
-        answer = answers.get(m)
-        if answer is None:
-            continue
-        for part in parts:
-            out[part][m] = answer.get(part) if isinstance(answer, dict) else answer
-    return out
-
-
-def _already_serving(minions: list[str], pending: dict, served_by: dict) -> list[str]:
-    """Nodes that serve their pending bundle's leaf on both ports already (new connections,
-    from outside the process, as pre-flight saw them): nothing to deploy there."""
-    out = []
-    for m in minions:
-        want = (pending.get(m) or {}).get("fingerprint")
-        served = served_by.get(m)
-        if (
-            want
-            and isinstance(served, dict)
-            and served.get("client") == served.get("internode") == want
-        ):
-            out.append(m)
-    return out
-
-
-def _check_lock(master, problems: list, described: dict, minions: list[str]) -> None:
-    holder = jobs.lock_holder(master.cachedir, _cluster(described, minions))
-    if holder and not jobs.is_stale(holder):
-        problems.append(
-            f"cluster is locked by rollout {holder['job_id']} (pid {holder['pid']} on "
-            f"{holder['host']})"
-        )
-
-
-def _clients(pre: dict, minions: list[str]) -> bool:
-    described = pre.get("described") or {}
-    return any(
-        profiles.trait(described.get(m) or {}, "FLEET") == client_fleet.MODE for m in minions
-    )
-
-
-def _kind(entry: dict) -> str:
-    """What one rollout may not mix: a containerised node is still a node."""
-    profile = entry.get("profile", "cassandra")
-    return f"{profile}:{entry.get('runs')}" if profile == "container" else profile
-
-
-def _pick(info: dict) -> dict:
-    return {"chain_pem": info["chain_pem"], "trust_pem": info["trust_pem"]}
-
-
-def _public_summary(info) -> dict | None:
-    if not _ok(info):
-        return None
-    return {"fingerprint": info["fingerprint"], **info.get("certificate", {})}
-
-
-def _cluster(described: dict, minions: list[str]) -> str:
-    for m in minions:
-        if _ok(described.get(m)) and described[m].get("cluster"):
-            return described[m]["cluster"]
-    return "default"
-
-
-def _topology(described: dict, minions: list[str]) -> list[dict]:
-    return [
-        {
-            "id": m,
-            "address": described[m]["listen_address"],
-            "dc": described[m]["dc"],
-            "rack": described[m]["rack"],
-        }
-        for m in minions
-    ]
-
-
 # ----------------------------------------------------------------------------- rollout
 
 
@@ -282,14 +111,14 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
             "pre-flight refused the rollout; nothing was changed:\n  - "
             + "\n  - ".join(pre["problems"])
         )
-    clients = _clients(pre, minions)
-    topology = _topology(pre["described"], minions) if "ring" in pre and not clients else []
+    clients = clients_only(pre, minions)
+    placed = topology(pre["described"], minions) if "ring" in pre and not clients else []
     the_plan = (
         client_fleet.plan(minions, opts)
         if clients and "pending" in pre
         else (
             planner.plan(
-                topology,
+                placed,
                 keyspaces=planner.normalise_keyspaces(pre.get("keyspaces", [])),
                 ring=[
                     {"id": r["address"], "address": r["address"], "dc": r["dc"], "rack": r["rack"]}
@@ -300,7 +129,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
                 max_unavailable=opts.max_unavailable,
                 parallel_racks=opts.parallel_racks,
             )
-            if topology
+            if placed
             else None
         )
     )
@@ -325,8 +154,8 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
             "preflight": {k: v for k, v in pre.items() if k != "described"},
             "diff": diffs,
         }
-    cluster = _cluster(pre["described"], minions)
-    serving = [] if clients else _already_serving(minions, pre["pending"], pre["served"])
+    cluster = cluster_of(pre["described"], minions)
+    serving = [] if clients else already_serving(minions, pre["pending"], pre["served"])
     nodes = {
         m: client_fleet.node_facts(
             pre["described"][m], pre["pending"][m], pre["current_not_after"], m
@@ -392,17 +221,18 @@ def _reconcile(master, job, node_id, opts):
     deployed again, and one on the old certificate is deployed again."""
     kw = {"target": opts.target}
     recovered = master.call([node_id], "certdeploy.recover", kw, opts.call_timeout).get(node_id)
-    if not _ok(recovered) or not recovered.get("verified"):
+    if not answered(recovered) or not recovered.get("verified"):
         raise CommandExecutionError(
             f"resume of {job.job_id}: {node_id} could not be put back on one certificate: "
-            f"{_err(recovered) if not _ok(recovered) else recovered}. The job stays as it was. "
+            f"{explain(recovered) if not answered(recovered) else recovered}. The job stays as "
+            "it was. "
             f"Fix: bring {node_id} back (salt {node_id} certdeploy.status), then resume again"
         )
     if recovered.get("interrupted"):
         master.progress(f"{node_id}: interrupted deployment {recovered['action']}")
     status = master.call([node_id], "certdeploy.status", kw, 60).get(node_id)
     new = job.nodes[node_id]["new_fingerprint"]
-    if _ok(status) and status["served"] == {"client": new, "internode": new}:
+    if answered(status) and status["served"] == {"client": new, "internode": new}:
         master.progress(f"{node_id}: already serves the new certificate; gating it")
         gate = _gate(master, job, [node_id], opts, restart=False)
         state = "deployed" if gate.get("ok") else "pending"
@@ -462,7 +292,7 @@ def _down_nodes(master, job, opts) -> dict:
     for node_id in order:
         served = served_by.get(node_id)
         if not isinstance(served, dict):
-            down[node_id] = f"no answer ({_err(served)})"
+            down[node_id] = f"no answer ({explain(served)})"
             continue
         bad = {port: v for port, v in served.items() if not isinstance(v, str)}
         if bad or not served:
@@ -508,7 +338,7 @@ def _run_batch(master, job, batch, opts):
         try:
             res = DeployResult.from_dict(results.get(node_id))
         except BadAnswer:
-            job = job.with_node(node_id, state="failed", error=_err(results.get(node_id)))
+            job = job.with_node(node_id, state="failed", error=explain(results.get(node_id)))
             failed.append(node_id)
             continue
         timings = res.timings.to_dict()
@@ -577,7 +407,7 @@ def _gate(master, job, batch, opts, restart):
     for gate_node in others:
         ret = master.call([gate_node], "certdeploy.health_gate", kwargs, opts.gate_timeout + 60)
         gate = ret.get(gate_node)
-        if _ok(gate):
+        if answered(gate):
             return gate
     return {"ok": False, "no_answer": True, "error": f"no node answered the health gate: {others}"}
 
@@ -592,15 +422,15 @@ def _rollback_node(master, job, node_id, opts, state):
         {"target": opts.target, "backup_id": backup_id},
         opts.call_timeout,
     ).get(node_id)
-    ok = _ok(ret) and ret.get("verified")
+    ok = answered(ret) and ret.get("verified")
     job = job.with_step(node_id, "rollback", started, time.time(), ok=bool(ok))
     job = job.with_node(
         node_id,
         state=state if ok else "rollback_failed",
         rollback={
             "verified": bool(ok),
-            "expected": ret.get("expected") if _ok(ret) else None,
-            "error": None if _ok(ret) else _err(ret),
+            "expected": ret.get("expected") if answered(ret) else None,
+            "error": None if answered(ret) else explain(ret),
         },
     )
     _event(master, job, node_id, "rolled_back" if ok else "rollback_failed")

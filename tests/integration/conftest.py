@@ -71,15 +71,23 @@ class EventBus:
     wait for a tag or scan all traffic (key hygiene)."""
 
     def __init__(self, opts):
-        import threading
-
         self.opts = opts
         self.events: list[dict] = []
+        self._start()
+
+    def _start(self):
+        import threading
+
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
         self._thread.start()
         self._ready.wait(10)
+
+    def restart(self):
+        """Reconnect to the master's bus (after the fault suite restarted the master)."""
+        self.stop()
+        self._start()
 
     def _listen(self):
         import salt.utils.event

@@ -213,14 +213,17 @@ def test_2_minion_killed_mid_install_resume_puts_the_node_on_one_certificate(fx,
 # ------------------------------------------------------------------ 3. master restarted
 
 
-def test_3_master_restarted_mid_rollout_resume_completes_no_node_deployed_twice(fx, rig):
+def test_3_master_restarted_mid_rollout_resume_completes_no_node_deployed_twice(fx, rig, event_bus):
     leaves = fx.new_leaves()
     fx.give(fx.bundles(leaves))
     known, since = fx.jobs(), time.time()
     proc = fx.popen_run("certdeploy.rollout", "cass*")
     wait_for_job(fx.job_dir, known, "cass2", "running")
     time.sleep(0.5)  # cass2's deploy is under way on its minion
-    took = faults.restart_master(rig)
+    try:
+        took = faults.restart_master(rig)
+    finally:
+        event_bus.restart()  # the session's listener, on the new master's bus
     print(f"\n[fault 3] master restarted in {took:.1f}s")
     try:
         out, err = proc.communicate(timeout=900)

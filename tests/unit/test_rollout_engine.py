@@ -9,7 +9,7 @@ import json
 
 import pytest
 from certdeploy_core import job as jobs
-from certdeploy_core import rollout
+from certdeploy_core import preflight, rollout
 from salt.exceptions import CommandExecutionError
 
 NODES = ("cass1", "cass2", "cass3")
@@ -264,8 +264,8 @@ def test_a_node_already_serving_its_pending_leaf_on_both_ports_is_left_alone():
     pending = {n: {"fingerprint": NEW[n]} for n in NODES}
     served = {n: {"client": OLD[n], "internode": OLD[n]} for n in NODES}
     served["cass2"] = {"client": NEW["cass2"], "internode": NEW["cass2"]}
-    assert rollout._already_serving(list(NODES), pending, served) == ["cass2"]
+    assert preflight.already_serving(list(NODES), pending, served) == ["cass2"]
     # Half served (the internode port still on the old leaf) is not done; no answer is not.
     served["cass2"] = {"client": NEW["cass2"], "internode": OLD["cass2"]}
     del served["cass3"]
-    assert rollout._already_serving(list(NODES), pending, served) == []
+    assert preflight.already_serving(list(NODES), pending, served) == []
