@@ -5,9 +5,9 @@
 
 Every transition is written to the job file before the next one starts, so ``resume``
 continues after a crash or a halt. A node that does not answer halts the job (what it did is
-unknown); ``resume`` first puts it on one certificate with ``certdeploy.recover``. The runner passes a :class:`Master` that reaches the
-targets through a transport (:mod:`.transport`); this module holds the sequencing and reads no
-Salt dunders.
+unknown); ``resume`` first puts it on one certificate with ``certdeploy.recover``. The runner
+passes a :class:`Master` that reaches the targets through a transport (:mod:`.transport`);
+this module holds the sequencing and reads no Salt dunders.
 """
 
 from __future__ import annotations
