@@ -394,6 +394,14 @@ def process_queue():
             )
             started.append(_with_report(result))
         except (CommandExecutionError, SaltInvocationError) as exc:
+            holder = certdeploy_job.lock_holder(__opts__["cachedir"], cluster)
+            if holder and not certdeploy_job.is_stale(holder):
+                # Another rollout took the lock between our look and our pre-flight: the
+                # renewal waits for it, as if it had been there first.
+                certdeploy_queue.put_back(__opts__["cachedir"], taken)
+                log.info("certdeploy: %s locked by %s; renewal stays queued", cluster, holder)
+                master.fire(f"certdeploy/queue/{cluster}/requeued", {"locked_by": holder})
+                continue
             log.error("certdeploy: queued rollout of %s refused: %s", cluster, exc)
             master.fire(f"certdeploy/queue/{cluster}/refused", {"error": str(exc)[:2000]})
             started.append({"cluster": cluster, "refused": str(exc)})

@@ -245,7 +245,10 @@ class Node:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise NodeError(f"{self.name}: JVM exited with {proc.returncode}; {self._tail()}")
+                # Enough of the log for the exception chain (certdeploy reports its cause).
+                raise NodeError(
+                    f"{self.name}: JVM exited with {proc.returncode}; {self._tail(120)}"
+                )
             if self._log_since(log_offset, "Starting listening for CQL clients") and _port_open(
                 self.address, 9042
             ):

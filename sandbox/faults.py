@@ -78,7 +78,7 @@ class KillAtDirOpen:
 
     def __init__(self, pids: list[int], directory: Path, log: Path):
         self.log = log
-        argv = ["strace", "-f", "-qq", "-o", str(log), "-P", str(directory)]
+        argv = ["strace", "-f", "-q", "-o", str(log), "-P", str(directory)]
         argv += ["-e", "trace=openat", "-e", "inject=openat:signal=KILL:when=1"]
         for pid in pids:
             argv += ["-p", str(pid)]

@@ -90,11 +90,25 @@ def _control(target, host, action: str) -> None:
     if argv:
         res = host.run(list(argv), target.control.cwd, target.start_timeout)
         ok = res["retcode"] == 0
-        detail = (res.get("stderr") or res.get("stdout") or "")[-300:]
+        detail = cause(f"{res.get('stdout') or ''}\n{res.get('stderr') or ''}")
     else:
         ok, detail = host.service(action, target.control.service), ""
     if not ok:
         raise StepFailed(f"{target.node}: {action} failed: {detail}")
+
+
+def cause(output: str, limit: int = 600) -> str:
+    """What an operator needs from a failed start's output: the lines naming an exception
+    (a JVM's ``Caused by:`` chain ends with the root cause), not the stack frames; else the
+    tail of the output."""
+    lines = [line.strip() for line in output.splitlines()]
+    named = [
+        line
+        for line in lines
+        if line and not line.startswith(("at ", "...")) and ("Exception" in line or "Error" in line)
+    ]
+    text = " | ".join(dict.fromkeys(named[-4:])) if named else output.strip()
+    return text[-limit:]
 
 
 def activate(target, host, *, method="auto", restart_required=False) -> dict:

@@ -162,6 +162,25 @@ def take(cachedir: str, cluster: str) -> dict | None:
         return entry
 
 
+def put_back(cachedir: str, entry: dict) -> dict:
+    """Return a taken entry to the queue (its rollout could not start: another rollout took
+    the cluster's lock first), merged with whatever was queued for the cluster meanwhile."""
+    with _locked(cachedir):
+        path = _path(cachedir, entry["cluster"])
+        now = _read(path)
+        if now is not None:
+            entry = {
+                **entry,
+                "minions": sorted(set(entry["minions"]) | set(now["minions"])),
+                "events": entry["events"] + now["events"],
+                "last": max(entry.get("last", 0), now.get("last", 0)),
+                "options": now.get("options") or entry.get("options"),
+                "force": bool(entry.get("force") or now.get("force")),
+            }
+        files.atomic_write(path, json.dumps(entry).encode(), mode=0o600)
+        return entry
+
+
 def ready(entry: dict, *, coalesce_seconds: float, windows=None, now=None) -> tuple[bool, str]:
     """Whether a queued entry may start now, and why not."""
     now = now or time.time()

@@ -24,6 +24,16 @@ def test_take_is_exactly_once(tmp_path):
     assert queue.pending(str(tmp_path)) == []
 
 
+def test_a_taken_entry_put_back_merges_with_renewals_queued_meanwhile(tmp_path):
+    queue.enqueue(str(tmp_path), "prod", ["cass1", "cass2"], now=100)
+    taken = queue.take(str(tmp_path), "prod")
+    queue.enqueue(str(tmp_path), "prod", ["cass3"], now=105)  # while its rollout was refused
+    back = queue.put_back(str(tmp_path), taken)
+    assert back["minions"] == ["cass1", "cass2", "cass3"] and back["events"] == 2
+    assert back["first"] == 100  # it keeps its place: coalescing is not restarted
+    assert queue.pending(str(tmp_path)) == [back]
+
+
 def test_ready_waits_for_coalescing_not_before_and_window():
     entry = {"first": T0, "not_before": None, "force": False}
     assert not queue.ready(entry, coalesce_seconds=30, now=T0 + 10)[0]
