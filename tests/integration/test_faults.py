@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -122,7 +123,7 @@ def test_5_full_disk_refuses_before_any_change_and_names_the_disk(fx, rig, salt_
 
 
 def test_6_two_renewals_and_a_manual_rollout_race_one_runs_and_no_node_twice(
-    fx, rig, event_bus, tmp_path
+    fx, rig, event_bus, tmp_path, store_emptied
 ):
     fx.give()  # bundles from the store's ext_pillar, as renewals deliver them
     leaves = fx.new_leaves()
@@ -161,6 +162,13 @@ def test_6_two_renewals_and_a_manual_rollout_race_one_runs_and_no_node_twice(
         assert len(fx.deploy_backups(n, since, leaves[n].fingerprint)) == 1
     assert all(j["status"] == "succeeded" for j in jobs)
     assert fx.served() == {n: (leaves[n].fingerprint,) * 2 for n in NODES}
+
+
+@pytest.fixture
+def store_emptied(fx, rig):
+    """The store's bundles would outrank the top-file pillar the other faults use."""
+    yield
+    shutil.rmtree(rig.root / "store", ignore_errors=True)
     fx.give()
 
 
