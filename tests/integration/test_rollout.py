@@ -153,6 +153,7 @@ def test_1_rolling_reload_under_load_zero_failed_requests(cluster, rig):
     _rollout_under_load(cluster, rig, "reload", "reload")
 
 
+@pytest.mark.slow  # 3.7 min: `make test-slow` (the restart path stays in the suite elsewhere)
 def test_2_rolling_restart_under_load_zero_failed_requests(cluster, rig):
     pids = {n: rig.node(n).pid() for n in NODES}
     _rollout_under_load(cluster, rig, "restart", "restart")
