@@ -107,6 +107,18 @@ class KillAtDirOpen:
                 self.proc.kill()
 
 
+def fill(directory: Path, name: str = ".filler") -> None:
+    """Write zeros into ``directory/name`` until its filesystem says ENOSPC."""
+    fd = os.open(Path(directory) / name, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def full_tmpfs(directory: Path, size: str = "256k"):
     """Mount a ``size`` tmpfs over ``directory`` holding copies of its files (same modes and
@@ -127,14 +139,7 @@ def full_tmpfs(directory: Path, size: str = "256k"):
                 shutil.copy2(entry, directory / entry.name)
                 st = entry.stat()
                 os.chown(directory / entry.name, st.st_uid, st.st_gid)
-            fd = os.open(directory / ".filler", os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            fill(directory)
             yield directory
         finally:
             subprocess.run(["umount", "-l", str(directory)], check=False)

@@ -11,6 +11,8 @@ import pytest
 from certdeploy_core import files, space
 from salt.exceptions import CommandExecutionError
 
+from sandbox.faults import fill
+
 
 @pytest.fixture
 def small_fs(tmp_path):
@@ -23,17 +25,6 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(directory):
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def test_disk_space_passes_with_room_and_names_the_mount_when_full(small_fs, tmp_path):
     keystore = small_fs / "keystore.p12"
     keystore.write_bytes(b"k" * 3000)
@@ -41,7 +32,7 @@ def test_disk_space_passes_with_room_and_names_the_mount_when_full(small_fs, tmp
     backups.mkdir()
     managed = {"keystore": str(keystore), "truststore": str(small_fs / "truststore.p12")}
     assert space.check(managed, str(backups), "cass2")["ok"] is True
-    _fill(small_fs)
+    fill(small_fs, "filler")
     found = space.check(managed, str(backups), "cass2")
     assert found["ok"] is False and found["check"] == "disk_space"
     assert f"mounted on {small_fs}" in found["message"] and "cass2" in found["message"]
@@ -51,7 +42,7 @@ def test_disk_space_passes_with_room_and_names_the_mount_when_full(small_fs, tmp
 def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_temp(small_fs):
     target = small_fs / "truststore.p12"
     target.write_bytes(b"old")
-    _fill(small_fs)
+    fill(small_fs, "filler")
     with pytest.raises(CommandExecutionError) as err:
         files.atomic_write(target, b"n" * 200_000, mode=0o600)
     assert f"mounted on {small_fs}" in str(err.value) and "Fix: free space" in str(err.value)
