@@ -496,12 +496,24 @@ class Rig:
         system_traces to RF 3 in the DC (defaults are RF 1-3 SimpleStrategy), so that a node
         restart never takes their ranges below QUORUM."""
         rf = min(3, self.nodes)
+        # A node that has just said "listening for CQL" may not be NORMAL in every peer's
+        # view yet, and Cassandra refuses to alter RF until it is (seen on a loaded box).
+        self.wait_ring_healthy()
+        deadline = time.monotonic() + 90
         with self.cql_session(password=password) as session:
             for keyspace in ("system_auth", "system_distributed", "system_traces"):
-                session.execute(
+                statement = (
                     f"ALTER KEYSPACE {keyspace} WITH replication = "
                     f"{{'class': 'NetworkTopologyStrategy', 'dc1': {rf}}}"
                 )
+                while True:
+                    try:
+                        session.execute(statement)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - the driver's ConfigurationException
+                        if "not in normal state" not in str(exc) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(2)
 
     def grant_identity(self, identity: str, role: str, password=None, superuser=True) -> None:
         """A login role for the client certificates that carry ``identity`` (a SPIFFE URI)."""
