@@ -4,11 +4,14 @@ QUORUM load generator, and the success rate they give (issue 13).
 A cycle is one node's (the nodes take turns): a new leaf from the rig's CA as its pending
 bundle, ``certdeploy.deploy`` by reload (every ``RESTART_EVERY``-th cycle by restart), the new
 fingerprint proven from the host on 9042 and 7000, ``certdeploy.rollback``, the old one proven
-the same way. A cycle succeeds when all four steps hold. One that does not must still end on
-one certificate, verified: both ports serve the keystore on disk, which is the old or the new
-leaf, and the ring is all UN; otherwise the soak stops there, keeps the evidence in the
-report and exits 1. Every ``SAMPLE_EVERY`` cycles it records the RSS and open fds of the
-salt-master's and each salt-minion's process group.
+the same way. ``SOAK_PARALLEL`` nodes (default: all 3) run their cycles side by side, one cycle
+per node at a time, as a fleet renewing on its own would; a restart cycle runs alone (the others
+wait for it), since two nodes down at once is not a state QUORUM survives with RF 3 and a node's
+verify rightly refuses a ring with a peer down. A cycle succeeds when all four steps hold. One
+that does not must still end on one certificate, verified: both ports serve the keystore on
+disk, which is the old or the new leaf, and the ring is all UN; otherwise the soak stops there,
+keeps the evidence in the report and exits 1. Every ``SAMPLE_EVERY`` cycles it records the RSS
+and open fds of the salt-master's and each salt-minion's process group.
 
     SOAK_CYCLES=20 CERTDEPLOY_BENCH_RIG=/tmp/cdsb .venv/bin/python -m bench.soak
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,10 +41,41 @@ RESTART_EVERY = 50
 SAMPLE_EVERY = 50
 SETTLE = 90  # seconds a non-success cycle may take to end on one certificate
 RATE = 150  # QUORUM ops/s of the load generator
+PARALLEL = int(os.environ.get("SOAK_PARALLEL", "3"))
 
 
 class SoakStop(Exception):
     """A cycle ended on no verified certificate: stop, keep the evidence."""
+
+
+class Turns:
+    """Reload cycles share the rig; a restart cycle has it alone (writer-preferring, so a
+    restart is not starved by the other nodes' reloads)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._alone = False
+        self._waiting = 0
+
+    def enter(self, alone: bool) -> None:
+        with self._cond:
+            if alone:
+                self._waiting += 1
+                self._cond.wait_for(lambda: not self._alone and not self._shared)
+                self._waiting -= 1
+                self._alone = True
+            else:
+                self._cond.wait_for(lambda: not self._alone and not self._waiting)
+                self._shared += 1
+
+    def leave(self, alone: bool) -> None:
+        with self._cond:
+            if alone:
+                self._alone = False
+            else:
+                self._shared -= 1
+            self._cond.notify_all()
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -56,7 +91,11 @@ class Soak(Bench):
         self.ctx = rig.probe_context()
         self.cycles: list[dict] = []
         self.samples: list[dict] = []
-        self._client = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.turns = Turns()
+        self.stop = threading.Event()
+        self.stopped: str | None = None
 
     def salt(self, tgt: str, fun: str, *args: str, timeout: int = 600):
         """One minion call through an in-process ``LocalClient`` (what the runner uses), not
@@ -65,11 +104,14 @@ class Soak(Bench):
         import salt.client
         import salt.utils.args
 
-        if self._client is None:
-            self._client = salt.client.LocalClient(str(self.rig.salt_config_dir / "master"))
+        client = getattr(self._local, "client", None)
+        if client is None:  # one per thread: a LocalClient is not shared across threads
+            client = self._local.client = salt.client.LocalClient(
+                str(self.rig.salt_config_dir / "master")
+            )
         positional, kwargs = salt.utils.args.parse_input(list(args), condition=False)
         kwarg = {k: v for k, v in kwargs.items() if not k.startswith("__")}
-        ret = self._client.cmd(tgt, fun, arg=positional, kwarg=kwarg, timeout=timeout)
+        ret = client.cmd(tgt, fun, arg=positional, kwarg=kwarg, timeout=timeout)
         return ret if tgt == "*" else ret.get(tgt)
 
     def served(self, n: int) -> dict:
@@ -165,30 +207,61 @@ class Soak(Bench):
 
     def run_cycles(self, cycles: int, gen: LoadGenerator) -> None:
         self.sample(0)
-        for i in range(cycles):
+        workers = [
+            threading.Thread(target=self.worker, args=(w, cycles, gen), name=f"soak-{w}")
+            for w in range(min(PARALLEL, self.rig.nodes))
+        ]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        if self.stopped:
+            raise SoakStop(self.stopped)
+        if cycles % SAMPLE_EVERY:
+            self.sample(cycles)
+
+    def worker(self, w: int, cycles: int, gen: LoadGenerator) -> None:
+        """Cycles ``w, w + P, w + 2P, ...``: with P = 3 each worker keeps to its own node."""
+        for i in range(w, cycles, min(PARALLEL, self.rig.nodes)):
+            if self.stop.is_set():
+                return
             if gen.proc.poll() is not None:
-                code = gen.proc.returncode
-                raise SoakStop(f"the load generator exited ({code}) before cycle {i + 1}")
-            rec = self.cycle(i)
-            self.cycles.append(rec)
-            done = self.tally()
-            took = rec["t1"] - rec["t0"]
-            print(
-                f"cycle {i + 1}/{cycles} {rec['node']} {rec['method']}: {rec['outcome']} "
-                f"in {took:.1f}s (deploy {rec.get('deploy_s', '-')}s, rollback "
-                f"{rec.get('rollback_s', '-')}s) | success {done['success']}/{len(self.cycles)}"
-                + (f" | {'; '.join(rec['problems'])}" if rec["problems"] else ""),
-                flush=True,
-            )
+                self.halt(f"the load generator exited ({gen.proc.returncode}) at cycle {i + 1}")
+                return
+            alone = (i + 1) % RESTART_EVERY == 0
+            self.turns.enter(alone)
+            try:
+                rec = self.cycle(i)
+            except Exception as exc:  # noqa: BLE001 - the soak's own failure, kept as evidence
+                self.halt(f"cycle {i + 1} raised {type(exc).__name__}: {exc}")
+                return
+            finally:
+                self.turns.leave(alone)
+            with self._lock:
+                self.cycles.append(rec)
+                ran = len(self.cycles)
+                done = self.tally()
+                took = rec["t1"] - rec["t0"]
+                print(
+                    f"[{ran}/{cycles}] cycle {i + 1} {rec['node']} {rec['method']}: "
+                    f"{rec['outcome']} in {took:.1f}s (deploy {rec.get('deploy_s', '-')}s, "
+                    f"rollback {rec.get('rollback_s', '-')}s) | success {done['success']}/{ran}"
+                    + (f" | {'; '.join(rec['problems'])}" if rec["problems"] else ""),
+                    flush=True,
+                )
+                if ran % SAMPLE_EVERY == 0:
+                    self.sample(ran)
             if rec["outcome"] == "unverified":
-                raise SoakStop(
+                self.halt(
                     f"cycle {i + 1} on {rec['node']} ended on no verified certificate: "
                     f"{rec['ended']}"
                 )
-            if (i + 1) % SAMPLE_EVERY == 0:
-                self.sample(i + 1)
-        if cycles % SAMPLE_EVERY:
-            self.sample(cycles)
+                return
+
+    def halt(self, why: str) -> None:
+        with self._lock:
+            self.stopped = self.stopped or why
+        self.stop.set()
 
     def tally(self) -> dict:
         out = {"success": 0, "not success": 0, "unverified": 0}
@@ -237,11 +310,12 @@ def report(soak: Soak, load: dict, stopped: str | None, cycles: int) -> dict:
     failed_ops = load.pop("failed_ops", [])
     by_cycle = {}
     for op in failed_ops:
-        hit = next((r["cycle"] for r in soak.cycles if r["t0"] <= op[0] < r["t1"]), None)
-        by_cycle.setdefault(str(hit), []).append(op[4])
+        hit = [str(r["cycle"]) for r in soak.cycles if r["t0"] <= op[0] < r["t1"]]
+        by_cycle.setdefault(",".join(hit) or "between cycles", []).append(op[4])
     return {
         "cycles_asked": cycles,
         "cycles_run": ran,
+        "parallel": min(PARALLEL, soak.rig.nodes),
         "outcomes": tally,
         "by_method": {
             m: sum(1 for r in soak.cycles if r["method"] == m) for m in ("reload", "restart")
@@ -258,7 +332,8 @@ def report(soak: Soak, load: dict, stopped: str | None, cycles: int) -> dict:
 
 def text(rep: dict) -> str:
     lines = [
-        f"soak: {rep['cycles_run']}/{rep['cycles_asked']} cycles {rep['by_method']}, "
+        f"soak: {rep['cycles_run']}/{rep['cycles_asked']} cycles {rep['by_method']} "
+        f"({rep['parallel']} nodes side by side), "
         f"outcomes {rep['outcomes']}, success rate {rep['success_rate_pct']} %",
         f"load (QUORUM): {rep['load']}",
     ]
