@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ssh
+from bench import planner, ssh
 from sandbox import pki
 from sandbox.rig import Rig
 from sandbox.salt_rig import BIN
@@ -24,7 +24,7 @@ from sandbox.salt_rig import BIN
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench.json"))
 RUNS = {"reload": 5, "restart": 3, "rollback": 3, "deterministic": 3, "rollout": 3, "ssh": 3}
-# CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures.
+# CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig).
 ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
@@ -155,6 +155,11 @@ class Bench:
         return samples
 
     def run(self) -> dict:
+        print(f"planner on a synthetic {planner.NODES}-node cluster", flush=True)
+        for case, samples in planner.planner().items():
+            self.results[f"plan 10k: {case}"] = samples
+        if ONLY == "planner":
+            return self.results
         self.salt("*", "saltutil.sync_all")
         if self.rig.ssh:
             print("one call, minion vs salt-ssh (the same node)", flush=True)
@@ -197,11 +202,14 @@ def summarise(results: dict) -> dict:
 
 
 def print_table(summary: dict) -> None:
-    print(f"\n{'measure':<22}{'runs':>6}{'median s':>10}{'min s':>8}{'max s':>8}{'overhead':>10}")
+    width = max([22] + [len(name) + 2 for name in summary])
+    print(
+        f"\n{'measure':<{width}}{'runs':>6}{'median s':>10}{'min s':>8}{'max s':>8}{'overhead':>10}"
+    )
     for name, row in summary.items():
         ratio = row.get("overhead_ratio", "")
         print(
-            f"{name:<22}{row['runs']:>6}{row['median_s']:>10}{row['min_s']:>8}{row['max_s']:>8}"
+            f"{name:<{width}}{row['runs']:>6}{row['median_s']:>10}{row['min_s']:>8}{row['max_s']:>8}"
             f"{ratio:>10}"
         )
 
@@ -214,7 +222,7 @@ def main() -> int:
         else Rig(Path("/tmp/cdbench"), ssh=1, ssh_beside=True)
     )
     try:
-        if not reuse:
+        if not reuse and ONLY != "planner":
             rig.up()
         results = Bench(rig).run()
     finally:

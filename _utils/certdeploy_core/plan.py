@@ -14,7 +14,9 @@ range and may go at once.
 
 from __future__ import annotations
 
-import ipaddress
+import functools
+import socket
+from collections import deque
 from dataclasses import dataclass
 
 from salt.exceptions import SaltInvocationError
@@ -157,13 +159,16 @@ def _node(row, *, where: str) -> _Node:
     )
 
 
+@functools.lru_cache(maxsize=65536)
 def _address_key(address: str) -> tuple:
-    # Sort 127.0.0.10 after 127.0.0.9; hostnames (allowed) after all IPs.
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return (1, 0, address)
-    return (0, ip.version, int(ip))
+    # Sort 127.0.0.10 after 127.0.0.9; hostnames (allowed) after all IPs. inet_pton, not
+    # ipaddress: a 10,000-node plan sorts twice, and ipaddress's parser was 3/4 of its time.
+    for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+        try:
+            return (0, version, int.from_bytes(socket.inet_pton(family, address), "big"))
+        except OSError:
+            continue
+    return (1, 0, address)
 
 
 def _ring(ring, targets: list[_Node]) -> list[_Node]:
@@ -310,7 +315,8 @@ def plan(
 
     order = sorted(targets, key=_Node.sort_key)
     canaries = _pick_canaries(order, canary)
-    rest = [n for n in order if n not in canaries]
+    picked = set(canaries)
+    rest = [n for n in order if n not in picked]
     if parallel_racks:
         reason = _rack_parallel_refusal(keyspaces, members)
         if reason:
@@ -426,17 +432,21 @@ def _pick_canaries(order: list[_Node], count: int) -> list[_Node]:
 
 
 def _serial_batches(rest: list[_Node], caps: dict[str, int], total: int) -> list[list[_Node]]:
-    """Greedy in plan order: fill a batch up to each DC's cap and the total cap, then the next."""
+    """Greedy in plan order: fill a batch up to each DC's cap and the total cap, then the next.
+
+    ``rest`` is sorted by DC first, so the greedy scan takes each DC's next nodes in turn; one
+    queue per DC gives the same batches in O(n) rather than a rescan of ``rest`` per batch
+    (10,000 nodes one at a time would be 10^8 steps)."""
+    queues: dict[str, deque[_Node]] = {}
+    for node in rest:
+        queues.setdefault(node.dc, deque()).append(node)
     batches = []
-    while rest:
+    while any(queues.values()):
         batch: list[_Node] = []
-        per_dc: dict[str, int] = {}
-        for node in rest:
-            if len(batch) < total and per_dc.get(node.dc, 0) < caps[node.dc]:
-                batch.append(node)
-                per_dc[node.dc] = per_dc.get(node.dc, 0) + 1
+        for dc, queue in queues.items():  # insertion order is plan order
+            take = min(caps[dc], total - len(batch), len(queue))
+            batch += [queue.popleft() for _ in range(take)]
         batches.append(batch)
-        rest = [n for n in rest if n not in batch]
     return batches
 
 
