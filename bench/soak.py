@@ -304,6 +304,30 @@ def growth(samples: list[dict]) -> dict:
     return out
 
 
+HOST_EVENTS = ("virtual machine fork", "drop_caches", "Out of memory", "oom-kill", "hung_task")
+
+
+def host_events(since: float, until: float) -> list[str]:
+    """Kernel lines of the soak's window that stall every process on the box (a VM snapshot,
+    dropped caches, the OOM killer), to set beside any failed request. ``dmesg`` times are
+    uptime-based, converted here with the boot time."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+        boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    found = []
+    for line in out.splitlines():
+        if not line.startswith("[") or not any(e in line for e in HOST_EVENTS):
+            continue
+        at = boot + float(line[1 : line.index("]")])
+        if since <= at <= until:
+            found.append(f"{time.strftime('%H:%M:%S', time.gmtime(at))} {line.split('] ', 1)[-1]}")
+    return found
+
+
 def report(soak: Soak, load: dict, stopped: str | None, cycles: int) -> dict:
     tally = soak.tally()
     ran = len(soak.cycles)
@@ -311,7 +335,8 @@ def report(soak: Soak, load: dict, stopped: str | None, cycles: int) -> dict:
     by_cycle = {}
     for op in failed_ops:
         hit = [str(r["cycle"]) for r in soak.cycles if r["t0"] <= op[0] < r["t1"]]
-        by_cycle.setdefault(",".join(hit) or "between cycles", []).append(op[4])
+        at = time.strftime("%H:%M:%S", time.gmtime(op[0]))
+        by_cycle.setdefault(",".join(hit) or "between cycles", []).append(f"{at} {op[4]}")
     return {
         "cycles_asked": cycles,
         "cycles_run": ran,
@@ -326,6 +351,7 @@ def report(soak: Soak, load: dict, stopped: str | None, cycles: int) -> dict:
         "steps_s": steps(soak.cycles),
         "leaks": {"samples": soak.samples, "growth": growth(soak.samples)},
         "non_success": [r for r in soak.cycles if r["outcome"] != "success"],
+        "host_events": host_events(min((r["t0"] for r in soak.cycles), default=0), time.time()),
         "stopped": stopped,
     }
 
@@ -348,6 +374,11 @@ def text(rep: dict) -> str:
             f"({row['rss_growth_mib']:+}), fds {row['fds'][0]} -> {row['fds'][1]} "
             f"({row['fd_growth']:+}), processes {row['processes']}"
         )
+    for cycles_then, failures in rep["failed_requests_by_cycle"].items():
+        lines.append(f"failed requests during cycles {cycles_then}: {len(failures)}")
+        lines += [f"  {f[:160]}" for f in failures]
+    for event in rep["host_events"]:
+        lines.append(f"host event: {event}")
     for rec in rep["non_success"]:
         lines.append(
             f"cycle {rec['cycle']} {rec['node']} {rec['method']}: {rec['outcome']}: "
