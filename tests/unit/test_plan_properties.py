@@ -116,7 +116,6 @@ def violations(plan: dict, nodes: list[dict], ring, keyspaces) -> list[tuple]:
     """Every (batch, keyspace, range, place) where the batch takes more replicas of the range
     down than QUORUM (or LOCAL_QUORUM in a DC) tolerates."""
     by_id = {n["id"]: n for n in nodes}
-    dcs = sorted({n["dc"] for n in nodes})
     found = []
     for start in range(len(ring)):
         for ks in keyspaces:
@@ -136,7 +135,6 @@ def violations(plan: dict, nodes: list[dict], ring, keyspaces) -> list[tuple]:
                 for place, (replicas, rf) in placed.items():
                     if len(down.intersection(replicas)) > tolerance(rf):
                         found.append((b, ks["name"], start, place, rf))
-    assert dcs  # the topology has DCs; ``found`` is empty only if every check passed
     return found
 
 
