@@ -26,6 +26,7 @@ try:
     from certdeploy_core import material as certdeploy_material
     from certdeploy_core import node as certdeploy_node
     from certdeploy_core import pillar_file as certdeploy_pillar_file
+    from certdeploy_core import profiles as certdeploy_profiles
     from certdeploy_core import result as certdeploy_result
     from certdeploy_core import target as certdeploy_target
     from certdeploy_core import trust as certdeploy_trust
@@ -546,8 +547,9 @@ def _bundle_public(tgt):
 @_face
 def ring(target="cassandra"):
     """
-    ``nodetool status`` of this node, parsed: one row per ring member with dc, rack and the
-    two-letter state (UN, DN, UJ...).
+    The ring as this node sees it, over CQL (``system_views.gossip_info``, no JVM): one row
+    per ring member with dc, rack and the two-letter state (UN, DN, UJ...). Up means its
+    heartbeat moved while we watched.
 
     CLI Example:
 
@@ -592,13 +594,15 @@ _FACTS = {
 
 
 @_face
-def facts(target="cassandra", parts=None):
+def facts(target="cassandra", parts=None, probe=None, probe_parts=None):
     """
     Several read-only facts in one round trip, for the rollout's pre-flight: ``describe``,
     ``peer_info``, ``bundle_public``, ``served`` (the certificate on both ports), ``ring`` and
     ``keyspaces`` (default: the first four). Each part is what the function of that name
     returns, or its error as ``"ERROR: ..."``; ``ring`` and ``keyspaces`` run side by side.
-    Changes nothing.
+    ``probe_parts`` are added on the minion named ``probe`` only, if it is a cluster node:
+    one round trip gives every node's facts and one node's view of the cluster. Changes
+    nothing.
 
     CLI Example:
 
@@ -606,17 +610,21 @@ def facts(target="cassandra", parts=None):
 
         salt 'cass*' certdeploy.facts
         salt cass1 certdeploy.facts parts='[ring, keyspaces]'
+        salt 'cass*' certdeploy.facts probe=cass1 probe_parts='[ring, keyspaces]'
     """
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     wanted = list(parts or ("describe", "peer_info", "bundle_public", "served"))
-    unknown = [p for p in wanted if p not in _FACTS]
+    extra = list(probe_parts or ())
+    unknown = [p for p in wanted + extra if p not in _FACTS]
     if unknown:
         raise SaltInvocationError(
             f"{__opts__['id']}: facts: unknown parts {unknown}. Fix: use {sorted(_FACTS)}"
         )
     tgt = _target(target)
+    if probe == __opts__["id"] and certdeploy_profiles.trait(tgt, "FLEET") == "cluster":
+        wanted += [p for p in extra if p not in wanted]
 
     def one(part):
         try:
@@ -626,7 +634,7 @@ def facts(target="cassandra", parts=None):
 
     slow = [p for p in wanted if p in ("ring", "keyspaces")]
     out = {p: one(p) for p in wanted if p not in slow}
-    if len(slow) > 1:  # a nodetool JVM and a CQL session: side by side
+    if len(slow) > 1:  # two CQL sessions, one waiting for heartbeats: side by side
         # Salt's dunders live in context variables, which a new thread does not inherit.
         with ThreadPoolExecutor(max_workers=len(slow)) as pool:
             futures = {p: pool.submit(contextvars.copy_context().run, one, p) for p in slow}

@@ -218,10 +218,23 @@ def wait_for_minions(rig: Path, minion_ids, timeout: float = 90) -> float:
             return time.monotonic() - started
         time.sleep(1)
     missing = [mid for mid in minion_ids if answered.get(mid) is not True]
+    tails = "".join(
+        f"\n--- {log} (last lines)\n{_tail(log)}"
+        for mid in missing
+        for log in (rig / "salt" / mid / "minion.log", rig / "salt" / "logs" / f"{mid}.stdout")
+    )
     raise SaltRigError(
         f"minions {missing} did not answer test.ping within {timeout:.0f}s; "
-        f"see {rig / 'salt' / 'logs'}"
+        f"see {rig / 'salt' / 'logs'}{tails}"
     )
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    """The end of a daemon's log, for an error that has to say why a daemon went quiet."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(unreadable: {exc})"
 
 
 def sync_extension(rig: Path, minion_ids) -> None:

@@ -15,7 +15,7 @@ import time
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import cassandra_yaml as cyaml
-from . import errors, health_check, material, probe, ring
+from . import cql, errors, health_check, material, probe, ring
 from . import verify as verifier
 from .cassandra_target import load as load  # the profile's target (addresses, stores, control)
 from .poll import poll
@@ -24,6 +24,14 @@ FLEET = "cluster"
 ONE_PROCESS_PER_ROLE = False
 METHODS = ("auto", "reload", "restart")
 TRUST_CHANGE_RESTARTS = False  # reloadssl reloads the truststore too
+# The ring over CQL: how long heartbeats may take to move (gossip runs every second; under
+# load a round can slip), and how often gossip_info is read meanwhile.
+GOSSIP_WINDOW = 4.0
+GOSSIP_INTERVAL = 0.25
+GOSSIP_QUERY = (
+    "SELECT address, dc, rack, host_id, generation, heartbeat, status_with_port, status "
+    "FROM system_views.gossip_info"
+)
 StepFailed = errors.StepFailed
 
 # Pillar defaults of a cassandra target; anything not listed here and not given is an error.
@@ -161,11 +169,40 @@ def wait_serving(target, host, timeout: float) -> None:
         raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
 
 
-def ring_rows(target, host) -> list[dict]:
-    res = nodetool(target, host, "status", timeout=60)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"{target.node}: nodetool status: {res['stderr'][-300:]}")
-    return ring.parse_status(res["stdout"])
+def ring_rows(target, host=None) -> list[dict]:
+    """The ring as this node sees it, over CQL and without a JVM (``certdeploy_core.ring``):
+    ``system_views.gossip_info`` read until every member's heartbeat has moved, or for
+    ``GOSSIP_WINDOW`` seconds (then the ones that did not are Down). ``host`` is unused: kept
+    for the callers that pass the Salt host to every check."""
+    from cassandra.query import SimpleStatement
+
+    try:
+        driver = cql.cluster(
+            [target.rpc_address],
+            material.cql_context(target),
+            port=target.client_port,
+            pin=True,
+            timeout=10,
+            request_timeout=10,
+        )
+        try:
+            session = driver.connect()
+            statement = SimpleStatement(GOSSIP_QUERY)
+            first = [r._asdict() for r in session.execute(statement)]
+            last, read_at = first, time.monotonic()
+            while time.monotonic() - read_at < GOSSIP_WINDOW:
+                time.sleep(GOSSIP_INTERVAL)
+                last = [r._asdict() for r in session.execute(statement)]
+                if ring.all_advanced(first, last):
+                    break
+        finally:
+            driver.shutdown()
+    except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "unread"
+        raise CommandExecutionError(
+            f"{target.node}: cannot read the ring over CQL ({target.rpc_address}:"
+            f"{target.client_port}, system_views.gossip_info): {type(exc).__name__}: {exc}"[:500]
+        ) from exc
+    return ring.from_gossip(first, last)
 
 
 def is_serving(target) -> bool:

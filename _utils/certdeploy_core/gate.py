@@ -108,7 +108,7 @@ def gate(
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
 
     def attempt() -> dict:
-        # nodetool's JVM and the CQL round trip side by side: the gate takes the longer one.
+        # The ring read (it waits for heartbeats) and the CQL round trip side by side.
         # (The thread gets a copy of this context: Salt's dunders live in context variables.)
         with ThreadPoolExecutor(max_workers=1) as pool:
             ring_future = pool.submit(contextvars.copy_context().run, ring_state)

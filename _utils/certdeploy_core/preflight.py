@@ -27,6 +27,9 @@ def explain(ret) -> str:
 
 # ----------------------------------------------------------------------------- pre-flight
 
+NODE_PARTS = ("describe", "peer_info", "bundle_public", "served")  # from every target
+CLUSTER_PARTS = ("ring", "keyspaces")  # from one node: its view of the cluster
+
 
 def preflight(master, minions: list[str], opts) -> dict:
     """Everything checked before anything changes. Returns facts and ``problems``."""
@@ -35,8 +38,9 @@ def preflight(master, minions: list[str], opts) -> dict:
     # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
     master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
     # One round trip gives every node's description, installed and pending material and
-    # what it serves; one more gives ring and keyspaces (side by side on the probe node).
-    facts = gather(master, minions, ("describe", "peer_info", "bundle_public", "served"), kw)
+    # what it serves, and, from the probe node, ring and keyspaces (side by side there).
+    probe_node = master.prefer(minions)[0]
+    facts = gather(master, minions, NODE_PARTS, kw, 120, probe=(probe_node, CLUSTER_PARTS))
     described = facts["describe"]
     down = [m for m in minions if not answered(described.get(m))]
     if down:
@@ -56,16 +60,14 @@ def preflight(master, minions: list[str], opts) -> dict:
         facts = client_fleet.preflight(master, minions, opts, described)
         check_lock(master, facts["problems"], described, minions)
         return facts
-    probe_node = master.prefer(minions)[0]
-    cluster_facts = gather(master, [probe_node], ("ring", "keyspaces"), kw, 120)
-    ring_rows = cluster_facts["ring"].get(probe_node)
+    ring_rows = facts["ring"].get(probe_node)
     if not isinstance(ring_rows, list):
         problems.append(f"cannot read the ring from {probe_node}: {explain(ring_rows)}")
         ring_rows = []
     not_un = [f"{r['address']}={r['code']}" for r in ring_rows if r["code"] != "UN"]
     if not_un:
         problems.append(f"ring is not all UN: down or moving nodes {not_un}")
-    keyspace_rows = cluster_facts["keyspaces"].get(probe_node)
+    keyspace_rows = facts["keyspaces"].get(probe_node)
     if not isinstance(keyspace_rows, list):
         problems.append(f"cannot read keyspaces via {probe_node}: {explain(keyspace_rows)}")
         keyspace_rows = []
@@ -114,18 +116,23 @@ def preflight(master, minions: list[str], opts) -> dict:
     }
 
 
-def gather(master, minions: list[str], parts, kw: dict, timeout: float = 60) -> dict:
+def gather(master, minions: list[str], parts, kw: dict, timeout: float = 60, probe=None) -> dict:
     """``certdeploy.facts`` on ``minions``: ``{part: {minion: answer}}``, each answer what the
     function of that name returns or its error string; a minion that did not answer is
     missing, one that answered with an error (say, an unsynced extension) has that error in
-    every part."""
-    answers = master.call(minions, "certdeploy.facts", {**kw, "parts": list(parts)}, timeout)
-    out: dict = {part: {} for part in parts}
+    every part. ``probe=(minion, parts)``: those parts from that minion too, in the same
+    round trip."""
+    probe_node, probe_parts = probe or (None, ())
+    call_kw = {**kw, "parts": list(parts)}
+    if probe_node:
+        call_kw.update(probe=probe_node, probe_parts=list(probe_parts))
+    answers = master.call(minions, "certdeploy.facts", call_kw, timeout)
+    out: dict = {part: {} for part in (*parts, *probe_parts)}
     for m in minions:
         answer = answers.get(m)
         if answer is None:
             continue
-        for part in parts:
+        for part in (*parts, *probe_parts) if m == probe_node else parts:
             out[part][m] = answer.get(part) if isinstance(answer, dict) else answer
     return out
 

@@ -105,7 +105,11 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
     if not minions:
         raise SaltInvocationError(f"master: no accepted minion matches {tgt!r} ({tgt_type})")
     master.progress(f"pre-flight on {len(minions)} nodes: {', '.join(minions)}")
+    pre_started = time.time()
     pre = preflight(master, minions, opts)
+    pre_timing = {"start": pre_started, "end": time.time()}
+    pre_timing["seconds"] = round(pre_timing["end"] - pre_started, 3)
+    master.progress(f"pre-flight done in {pre_timing['seconds']}s")
     if pre["problems"] and not test:
         raise CommandExecutionError(
             "pre-flight refused the rollout; nothing was changed:\n  - "
@@ -174,6 +178,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
     job = jobs.new_job(
         "rollout", cluster, {"tgt": tgt, "tgt_type": tgt_type, **opts.as_dict()}, the_plan, nodes
     )
+    job = job.with_status("running", preflight=pre_timing)
     for m in serving:  # a rerun (say, of a CA rotation's phase 2) leaves them be
         job = job.with_node(m, state="skipped", note="already serves the pending certificate")
     if serving:
@@ -188,6 +193,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
         job = execute(master, job, opts, checked=True)
     finally:
         jobs.release(master.cachedir, cluster, job.job_id)
+    master.progress(where_time_went(job))
     return finish(master, job)
 
 
@@ -490,6 +496,7 @@ def summary(job: jobs.Job) -> dict:
         "plan": data.get("plan"),
         "wall_seconds": round(data["updated"] - data["created"], 2),
         "halted": data.get("halted") if data["status"] == "halted" else None,
+        "timings": timings(job),
         "nodes": {
             n: {
                 "state": v["state"],
@@ -504,6 +511,38 @@ def summary(job: jobs.Job) -> dict:
             for n, v in data["nodes"].items()
         },
     }
+
+
+def timings(job: jobs.Job) -> dict:
+    """Where the rollout's time went: pre-flight, each node's steps (as its minion timed
+    them) and each health gate, in seconds."""
+    gates = {}
+    for node in job.nodes.values():
+        for step in node.get("steps") or []:
+            if step["step"] == "health_gate":  # one gate per batch: its nodes share it
+                gates[step["start"]] = round(step["end"] - step["start"], 3)
+    return {
+        "preflight": (job.get("preflight") or {}).get("seconds"),
+        "nodes": {n: dict(v.get("timings") or {}) for n, v in job.nodes.items()},
+        "gates": [gates[start] for start in sorted(gates)],
+        # From the start of pre-flight (a resumed job's own record starts at its creation).
+        "wall": round(
+            job.get("updated") - ((job.get("preflight") or {}).get("start") or job.get("created")),
+            3,
+        ),
+    }
+
+
+def where_time_went(job: jobs.Job) -> str:
+    spent = timings(job)
+    nodes = ", ".join(
+        f"{n} {t['total']}s" for n, t in spent["nodes"].items() if t.get("total") is not None
+    )
+    gates = " + ".join(f"{g}s" for g in spent["gates"]) or "none"
+    return (
+        f"time: pre-flight {spent['preflight']}s; nodes {nodes or 'none'}; gates {gates}; "
+        f"in all {spent['wall']}s"
+    )
 
 
 def _event(master, job, node_id, step):

@@ -9,9 +9,9 @@ One poll loop. Each round opens new TLS connections, in parallel:
   their certificates against its installed truststore: what its internode connections will
   meet. (Open connections keep the old context, so a UN ring alone proves little.)
 
-When both ports serve the expected fingerprint: CQL over mTLS, then ``nodetool status`` until
-the ring is all UN, then one more round that reaches every peer the ring named (up to
-``PEER_SAMPLE``).
+When both ports serve the expected fingerprint: CQL over mTLS, then the ring over CQL
+(``system_views.gossip_info``, no JVM) until it is all UN, then one more round that reaches
+every peer the ring named (up to ``PEER_SAMPLE``).
 
 Deterministic, once the same signal is seen in ``CONFIRM`` rounds in a row:
 
@@ -118,7 +118,7 @@ def verify(target, host, expected: str, *, ring_rows, known=(), method=None, tim
 
     ``known``: fingerprints that may legitimately still be served (the previous one);
     ``method``: the activation just run (``reload`` enables the stale-reload signal);
-    ``ring_rows(target, host)``: ``nodetool status`` parsed.
+    ``ring_rows(target, host)``: the ring as the node sees it (``certdeploy_core.ring``).
     """
     timeout = target.verify_timeout if timeout is None else float(timeout)
     started = time.monotonic()
@@ -151,8 +151,9 @@ def verify(target, host, expected: str, *, ring_rows, known=(), method=None, tim
             served = all(evidence[label]["matched"] for label in ports)
             ring_future = None
             if served and not evidence["ring"]["ok"]:
-                # nodetool's JVM beside the CQL check, not after it (a copy of this context
-                # goes with it: Salt's dunders live in context variables).
+                # The ring read (it waits for heartbeats) beside the CQL check, not after it
+                # (a copy of this context goes with it: Salt's dunders live in context
+                # variables).
                 ring_future = pool.submit(
                     contextvars.copy_context().run, _ring_once, target, host, ring_rows
                 )

@@ -29,6 +29,7 @@ class FakeFleet:
 
     def answer(self, fun, target_id, kwargs):
         if fun == "certdeploy.facts":  # one round trip, each part as its own function
+            # probe_parts are for cluster nodes: a client target, probe or not, adds none.
             return {p: self.answer(f"certdeploy.{p}", target_id, kwargs) for p in kwargs["parts"]}
         if fun == "certdeploy.served":
             return {"client": "ERROR: a client target serves no port"}

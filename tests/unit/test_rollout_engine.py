@@ -28,10 +28,14 @@ class FakeMaster:
 
     def call(self, minions, fun, kwargs, timeout):
         if fun == "certdeploy.facts":  # one round trip, each part as its own function
-            parts = {
-                p: self.call(minions, f"certdeploy.{p}", kwargs, timeout) for p in kwargs["parts"]
-            }
-            return {n: {p: a[n] for p, a in parts.items() if n in a} for n in minions}
+            out = {}
+            for n in minions:
+                wanted = list(kwargs["parts"])
+                if n == kwargs.get("probe"):  # the probe node adds its view of the cluster
+                    wanted += kwargs.get("probe_parts") or []
+                parts = {p: self.call([n], f"certdeploy.{p}", kwargs, timeout) for p in wanted}
+                out[n] = {p: a[n] for p, a in parts.items() if n in a}
+            return out
         answers = {}
         for node in minions:
             self.calls.append((fun, node, dict(kwargs)))
@@ -117,6 +121,12 @@ def test_batches_run_in_order_each_gated_from_another_node(tmp_path):
     assert deploy_kwargs["skip_cross_trust"] is True  # checked for the whole plan already
     on_disk = jobs.load(fake.cachedir, job.job_id)
     assert on_disk.data == job.data and on_disk.get("format_version") == jobs.FORMAT_VERSION
+    spent = rollout.summary(job)["timings"]  # where the time went, as the report shows it
+    assert spent["nodes"] == {n: {"activate": 1.0, "verify": 1.0, "total": 2.5} for n in NODES}
+    assert len(spent["gates"]) == 3 and all(g >= 0 for g in spent["gates"])
+    assert spent["preflight"] is None  # this job was made by hand, not by a pre-flight
+    line = rollout.where_time_went(job)
+    assert "cass1 2.5s, cass2 2.5s, cass3 2.5s" in line and line.count("s + ") == 2
 
 
 @pytest.mark.parametrize(
