@@ -16,15 +16,24 @@ import sys
 import time
 from pathlib import Path
 
-from bench import planner, ssh
+from bench import planner, renewal, ssh
 from sandbox import pki
 from sandbox.rig import Rig
 from sandbox.salt_rig import BIN
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench.json"))
-RUNS = {"reload": 5, "restart": 3, "rollback": 3, "deterministic": 3, "rollout": 3, "ssh": 3}
-# CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig).
+RUNS = {
+    "reload": 5,
+    "restart": 3,
+    "rollback": 3,
+    "deterministic": 3,
+    "rollout": 3,
+    "ssh": 3,
+    "renewal": 3,
+}
+# CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig);
+# =renewal only the renewal event's.
 ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
@@ -140,16 +149,30 @@ class Bench:
                 + (v.get("timings") or {}).get("verify", 0)
                 for v in job["nodes"].values()
             )
+            gates = sorted(
+                {
+                    (step["start"], step["end"] - step["start"])
+                    for v in job["nodes"].values()
+                    for step in v.get("steps") or []
+                    if step["step"] == "health_gate"
+                }
+            )
+            preflight = (job.get("preflight") or {}).get("seconds")
             samples.append(
                 {
                     "wall": wall,
                     "job_wall": job["updated"] - job["created"],
                     "nodes_activate_verify": own,
                     "overhead_ratio": wall / own,
+                    "preflight": preflight,
+                    "gates": [seconds for _, seconds in gates],
                 }
             )
             print(
-                f"  rollout {method} {i + 1}/{runs}: {wall:.1f}s (ratio {wall / own:.1f})",
+                f"  rollout {method} {i + 1}/{runs}: {wall:.1f}s (ratio {wall / own:.1f}; "
+                f"pre-flight {preflight}s, gates "
+                + ", ".join(f"{seconds:.2f}s" for _, seconds in gates)
+                + ")",
                 flush=True,
             )
         return samples
@@ -161,6 +184,9 @@ class Bench:
         if ONLY == "planner":
             return self.results
         self.salt("*", "saltutil.sync_all")
+        if ONLY == "renewal":
+            self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
+            return self.results
         if self.rig.ssh:
             print("one call, minion vs salt-ssh (the same node)", flush=True)
             self.results.update(ssh.calls(self.rig, RUNS["ssh"]))
@@ -180,8 +206,18 @@ class Bench:
         self.results["deterministic_failure"] = self.deterministic_failures(RUNS["deterministic"])
         print("3-node rollout by reload", flush=True)
         self.results["rollout_reload"] = self.rollouts("reload", RUNS["rollout"])
+        # Pre-flight and the health gates, as the rollouts' job records timed them.
+        reload_runs = self.results["rollout_reload"]
+        self.results["preflight (in rollout)"] = [
+            {"wall": s["preflight"]} for s in reload_runs if s["preflight"] is not None
+        ]
+        self.results["health gate (in rollout)"] = [
+            {"wall": g} for s in reload_runs for g in s["gates"]
+        ]
         print("3-node rollout by restart", flush=True)
         self.results["rollout_restart"] = self.rollouts("restart", 1)
+        print("renewal event -> last node verified (store, reactor, scheduler)", flush=True)
+        self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
         return self.results
 
 
@@ -189,6 +225,8 @@ def summarise(results: dict) -> dict:
     summary = {}
     for name, samples in results.items():
         walls = [s["wall"] for s in samples]
+        if not walls:
+            continue
         summary[name] = {
             "runs": len(walls),
             "median_s": round(statistics.median(walls), 2),

@@ -26,7 +26,7 @@ METHODS = ("auto", "reload", "restart")
 TRUST_CHANGE_RESTARTS = False  # reloadssl reloads the truststore too
 # The ring over CQL: how long heartbeats may take to move (gossip runs every second; under
 # load a round can slip), and how often gossip_info is read meanwhile.
-GOSSIP_WINDOW = 4.0
+GOSSIP_WINDOW = 6.0
 GOSSIP_INTERVAL = 0.25
 GOSSIP_QUERY = (
     "SELECT address, dc, rack, host_id, generation, heartbeat, status_with_port, status "
