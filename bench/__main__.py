@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from _utils.certdeploy_core import job as jobs
+from _utils.certdeploy_core import rollout
 from bench import planner, renewal, ssh
 from sandbox import pki
 from sandbox.rig import Rig
@@ -149,15 +151,8 @@ class Bench:
                 + (v.get("timings") or {}).get("verify", 0)
                 for v in job["nodes"].values()
             )
-            gates = sorted(
-                {
-                    (step["start"], step["end"] - step["start"])
-                    for v in job["nodes"].values()
-                    for step in v.get("steps") or []
-                    if step["step"] == "health_gate"
-                }
-            )
-            preflight = (job.get("preflight") or {}).get("seconds")
+            spent = rollout.timings(jobs.Job(job))  # what the rollout's summary reports
+            preflight, gates = spent["preflight"], spent["gates"]
             samples.append(
                 {
                     "wall": wall,
@@ -165,13 +160,13 @@ class Bench:
                     "nodes_activate_verify": own,
                     "overhead_ratio": wall / own,
                     "preflight": preflight,
-                    "gates": [seconds for _, seconds in gates],
+                    "gates": gates,
                 }
             )
             print(
                 f"  rollout {method} {i + 1}/{runs}: {wall:.1f}s (ratio {wall / own:.1f}; "
                 f"pre-flight {preflight}s, gates "
-                + ", ".join(f"{seconds:.2f}s" for _, seconds in gates)
+                + ", ".join(f"{seconds:.2f}s" for seconds in gates)
                 + ")",
                 flush=True,
             )
