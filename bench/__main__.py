@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _utils.certdeploy_core import job as jobs
 from _utils.certdeploy_core import rollout
-from bench import planner, renewal, ssh
+from bench import planner, renewal, rotate, ssh
 from sandbox import pki
 from sandbox.rig import Rig
 from sandbox.salt_rig import BIN
@@ -35,7 +35,7 @@ RUNS = {
     "renewal": 3,
 }
 # CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig);
-# =renewal only the renewal event's.
+# =renewal only the renewal event's; =rotate only rotate_ca's.
 ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
@@ -182,6 +182,9 @@ class Bench:
         if ONLY == "renewal":
             self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
             return self.results
+        if ONLY == "rotate":
+            self.results["rotate_ca (3 phases)"] = rotate.rotations(self.rig)
+            return self.results
         if self.rig.ssh:
             print("one call, minion vs salt-ssh (the same node)", flush=True)
             self.results.update(ssh.calls(self.rig, RUNS["ssh"]))
@@ -213,6 +216,8 @@ class Bench:
         self.results["rollout_restart"] = self.rollouts("restart", 1)
         print("renewal event -> last node verified (store, reactor, scheduler)", flush=True)
         self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
+        print("rotate_ca, phases 1-3, there and back", flush=True)
+        self.results["rotate_ca (3 phases)"] = rotate.rotations(self.rig)
         return self.results
 
 
