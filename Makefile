@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bootstrap demo test test-slow lint unit functional integration bench soak clean
+.PHONY: bootstrap demo test test-slow lint unit functional integration bench bench-scale soak clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -41,6 +41,12 @@ bench: bootstrap
 	CERTDEPLOY_TEST_RIG=$${CERTDEPLOY_TEST_RIG:-$$CERTDEPLOY_BENCH_RIG} \
 	  $(PY) -m pytest tests -m bench -ra --durations=5; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make bench: no bench-marked test ran" >&2; exit 1; fi; exit $$rc
+
+# Issue 14's scale run: SCALE_STEPS (default 100) real salt-minions, each with one client app,
+# in one rollout (max_parallel SCALE_PARALLEL, default 50); its own rig in /tmp/cdscale unless
+# CERTDEPLOY_BENCH_RIG names a running one. Writes artifacts/bench-scale.json.
+bench-scale: bootstrap
+	$(PY) -m bench.scale
 
 # Issue 13's soak: SOAK_CYCLES (default 500) deploy -> verify -> rollback -> verify cycles under
 # QUORUM load; its own rig in /tmp/cdsoak unless CERTDEPLOY_BENCH_RIG names a running one.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _utils.certdeploy_core import job as jobs
 from _utils.certdeploy_core import rollout
-from bench import planner, renewal, rotate, ssh
+from bench import planner, renewal, rotate, ssh, syndic
 from sandbox import pki
 from sandbox.rig import Rig
 from sandbox.salt_rig import BIN
@@ -33,9 +33,10 @@ RUNS = {
     "rollout": 3,
     "ssh": 3,
     "renewal": 3,
+    "syndic": 2,
 }
 # CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig);
-# =renewal only the renewal event's; =rotate only rotate_ca's.
+# =renewal only the renewal event's; =rotate only rotate_ca's; =syndic only the syndic's.
 ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
@@ -182,6 +183,9 @@ class Bench:
         if ONLY == "renewal":
             self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
             return self.results
+        if ONLY == "syndic":
+            self.results["3-node rollout via syndic"] = syndic.rollouts(self.rig, RUNS["syndic"])
+            return self.results
         if ONLY == "rotate":
             self.results["rotate_ca (3 phases)"] = rotate.rotations(self.rig)
             return self.results
@@ -218,6 +222,8 @@ class Bench:
         self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
         print("rotate_ca, phases 1-3, there and back", flush=True)
         self.results["rotate_ca (3 phases)"] = rotate.rotations(self.rig)
+        print("3-node rollout by reload from a master of masters, through a syndic", flush=True)
+        self.results["3-node rollout via syndic"] = syndic.rollouts(self.rig, RUNS["syndic"])
         return self.results
 
 

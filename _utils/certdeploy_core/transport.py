@@ -28,7 +28,8 @@ class Transport(Protocol):
 
 
 class MinionTransport:
-    """salt-minions with accepted keys, through ``salt.client.LocalClient.cmd_iter``."""
+    """salt-minions with accepted keys, through ``salt.client.LocalClient.cmd_iter``; on a
+    master of masters, also the minions under its syndics (Salt's own distribution)."""
 
     name = "minion"
     cost = 0
@@ -47,7 +48,31 @@ class MinionTransport:
     def expected(self, tgt: str, tgt_type: str) -> list[str]:
         import salt.utils.minions
 
-        return salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
+        found = salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
+        if not self.opts.get("order_masters"):
+            return found
+        return self._through_syndics(tgt, tgt_type, found)
+
+    def _through_syndics(self, tgt: str, tgt_type: str, found: list[str]) -> list[str]:
+        """A master of masters (``order_masters``) holds the keys of its syndics, not of the
+        minions under them: each syndic matches the expression on its own master and reports
+        whom it expects. Salt's own publish answers who they are; a minion its master expects
+        but that does not answer is still named (as ``failed``), so pre-flight reports it
+        instead of the plan leaving it out. The syndics themselves are not targets."""
+        import os
+
+        syndic_dir = self.opts.get("syndic_dir") or ""
+        named = set(found)
+        wait = float(self.opts.get("timeout") or 5)
+        for ret in self._local().cmd_iter(
+            tgt, "test.ping", tgt_type=tgt_type, timeout=wait, expect_minions=True
+        ):
+            named.update(ret)
+        return sorted(
+            target_id
+            for target_id in named
+            if not (syndic_dir and os.path.exists(os.path.join(syndic_dir, target_id)))
+        )
 
     def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict:
         answers = {}

@@ -1,0 +1,452 @@
+"""``make bench-scale``: many real targets in one rollout.
+
+N real ``salt-minion`` processes (``app001``…), started in waves beside the 3-node rig, each
+with one ``client`` target: a small real application (``sandbox.client_app``, QUORUM writes and
+reads over mTLS at ``SCALE_RATE`` requests/s) connected to the cluster under its first
+generation's identity. Then one ``salt-run certdeploy.rollout 'app*' target=app nodes='cass*'
+max_parallel=<SCALE_PARALLEL>`` deploys a new generation to every app and verifies each from
+the server side. After it, every node's ``system_views.clients`` is read once more, from here,
+and every app must show up there only under its new role.
+
+Reported (printed and in ``artifacts/bench-scale.json``): the rollout's wall time (minion
+start-up not counted), per-target p50/p99 (the minion's own deploy time), the success count,
+the master's ``worker_threads``, and the peak memory (PSS, so shared pages count once) of the
+master, of the app minions (with their job processes) and of the apps, plus the host's peak
+use. ``SCALE_STEPS`` (default ``100``; e.g. ``25,50,100``) runs one rollout per size over the
+first N apps, which gives the curve. Before each wave the host's ``MemAvailable`` is checked:
+below ``SCALE_MIN_FREE_GIB`` no more minions start, and the report says so.
+
+    make bench-scale                                   # its own rig in /tmp/cdscale
+    CERTDEPLOY_BENCH_RIG=/tmp/cdsb .venv/bin/python -m bench.scale   # reuse a running rig
+
+Nothing here asserts a number: it measures and reports. The minions, apps, keys, pillar files
+and homes it made are removed afterwards (the rig's own minions are left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from _utils.certdeploy_core import clients
+from _utils.certdeploy_core import job as jobs
+from sandbox import pki, salt_rig
+from sandbox.hostfiles import write_private
+from sandbox.rig import REPO, Rig
+
+STEPS = [int(s) for s in os.environ.get("SCALE_STEPS", "100").split(",")]
+WAVE = int(os.environ.get("SCALE_WAVE", "10"))
+PARALLEL = int(os.environ.get("SCALE_PARALLEL", "50"))
+RATE = float(os.environ.get("SCALE_RATE", "1"))
+MIN_FREE_GIB = float(os.environ.get("SCALE_MIN_FREE_GIB", "3"))
+OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench-scale.json"))
+TARGET = "app"  # every app minion's pillar target name
+CLIENT_EKU = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+
+
+def mem_available_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+class Memory(threading.Thread):
+    """Samples, once a second, the PSS of the master, the app minions and the apps (by their
+    command lines), and the host's used memory; keeps the peaks."""
+
+    def __init__(self, rig_root: Path):
+        super().__init__(daemon=True)
+        self.salt_dir = str(rig_root / "salt")
+        self.scale_dir = str(rig_root / "scale")
+        self.peak = {"master": 0.0, "minions": 0.0, "apps": 0.0, "host_used": 0.0}
+        self.processes = {"minions": 0}
+        self.halt = threading.Event()
+
+    def kind(self, cmdline: str) -> str | None:
+        if "salt-master" in cmdline and self.salt_dir in cmdline:
+            return "master"
+        if "salt-minion" in cmdline and f"{self.salt_dir}/app" in cmdline:
+            return "minions"
+        if "sandbox.client_app" in cmdline and self.scale_dir in cmdline:
+            return "apps"
+        return None
+
+    def sample(self) -> None:
+        sums = {"master": 0.0, "minions": 0.0, "apps": 0.0}
+        count = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                kind = self.kind(cmdline)
+                if kind is None:
+                    continue
+                for line in (entry / "smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        sums[kind] += int(line.split()[1]) / 2**20
+                        break
+            except OSError:
+                continue
+            count += kind == "minions"
+        for kind, gib in sums.items():
+            self.peak[kind] = max(self.peak[kind], gib)
+        self.processes["minions"] = max(self.processes["minions"], count)
+        meminfo = {
+            line.split(":")[0]: int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+        }
+        used = (meminfo["MemTotal"] - meminfo["MemAvailable"]) / 2**20
+        self.peak["host_used"] = max(self.peak["host_used"], used)
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.sample()
+            self.halt.wait(1.0)
+
+    def reset(self) -> None:
+        self.peak = dict.fromkeys(self.peak, 0.0)
+        self.processes = {"minions": 0}
+
+
+class Fleet:
+    """The app minions, their apps and their pillar, beside a running rig."""
+
+    def __init__(self, rig: Rig):
+        self.rig = rig
+        self.root = rig.root / "scale"
+        self.etc = rig.salt_config_dir
+        master = yaml.safe_load((self.etc / "master").read_text())
+        self.ret_port, self.worker_threads = master["ret_port"], master.get("worker_threads")
+        self.owner = rig.pillar_for(rig.node(1))["certdeploy"]["targets"]["cassandra"]
+        self.names: list[str] = []
+        self.minion_pids: list[int] = []
+        self.generation: dict[str, str] = {}
+        self.top_before = (rig.root / "pillar" / "top.sls").read_text()
+        self.stopped_at: str | None = None
+
+    # ---------------------------------------------------------------- per app
+
+    def home(self, name: str) -> Path:
+        return self.root / name
+
+    def control(self, name: str, action: str) -> list[str]:
+        status = str(self.home(name) / "status.json")
+        return [sys.executable, "-m", "sandbox.client_app", action, "--status", status]
+
+    def target(self, name: str) -> dict:
+        home = self.home(name)
+        return {
+            "profile": "client",
+            "app": name,
+            "store_type": "pem",
+            "keystore": str(home / "client.pem"),
+            "truststore": str(home / "ca.pem"),
+            "owner": self.owner["owner"],
+            "group": self.owner["group"],
+            "identity": f"spiffe://certdeploy-sandbox/{name}/{{generation}}",
+            "role": f"{name}_{{generation}}",
+            "contact_points": [f"{n.address}:9042" for n in self.rig.all_nodes()],
+            "activate": {
+                "method": "reload",
+                "reload": self.control(name, "reload"),
+                "restart": self.control(name, "restart"),
+                "cwd": str(REPO),
+            },
+            "health": self.control(name, "health"),
+            "pid_command": self.control(name, "pid"),
+            "verify_client": {"cert": str(self.rig.client_cert), "key": str(self.rig.client_key)},
+            "verify_timeout": 60,
+            "backup_dir": str(home / "backups"),
+        }
+
+    def pillar(self, name: str, bundle: dict | None) -> dict:
+        data = {
+            "cluster": "certdeploy-sandbox",
+            "state_dir": str(self.home(name) / "state"),
+            "targets": {TARGET: self.target(name)},
+        }
+        if bundle:
+            data["bundles"] = {TARGET: bundle}
+        return {"certdeploy": data}
+
+    def leaf(self, name: str, gen: str):
+        return self.rig.issuing_ca().issue(
+            f"{name}-{gen}", uris=(f"spiffe://certdeploy-sandbox/{name}/{gen}",), eku=CLIENT_EKU
+        )
+
+    def grant(self, names: list[str], gen: str) -> None:
+        """One CQL session for many ``CREATE ROLE`` + ``ADD IDENTITY`` (the rig's grant)."""
+        with self.rig.cql_session() as session:
+            for name in names:
+                role, identity = f"{name}_{gen}", f"spiffe://certdeploy-sandbox/{name}/{gen}"
+                session.execute(
+                    f"CREATE ROLE IF NOT EXISTS {role} WITH LOGIN = true AND SUPERUSER = false"
+                )
+                session.execute(f"ADD IDENTITY IF NOT EXISTS '{identity}' TO ROLE '{role}'")
+
+    # ---------------------------------------------------------------- start and stop
+
+    def write_top(self) -> None:
+        top = yaml.safe_load(self.top_before)
+        for name in self.names:
+            top["base"][name] = [f"certdeploy_nodes.{name}"]
+        (self.rig.root / "pillar" / "top.sls").write_text(yaml.safe_dump(top))
+
+    def start_wave(self, names: list[str]) -> None:
+        self.grant(names, "g1")
+        for name in names:
+            home = self.home(name)
+            home.mkdir(parents=True, mode=0o700, exist_ok=True)
+            leaf = self.leaf(name, "g1")
+            write_private(home / "client.pem", pki.pem_keystore(leaf))
+            write_private(home / "ca.pem", pki.pem_truststore(self.rig.root_ca().cert))
+            self.generation[name] = "g1"
+            salt_rig.write_pillar_file(self.rig.root, name, self.pillar(name, None))
+            conf_dir = self.rig.root / "salt" / name
+            conf_dir.mkdir(parents=True, exist_ok=True)
+            config = salt_rig.minion_config(self.rig.root, name, self.ret_port)
+            (conf_dir / "minion").write_text(yaml.safe_dump(config))
+            self.names.append(name)
+            self.minion_pids.append(salt_rig.start_minion(self.rig.root, name))
+            argv = ["run", "--name", name, "--cert", str(home / "client.pem")]
+            argv += ["--key", str(home / "client.pem"), "--ca", str(home / "ca.pem")]
+            argv += ["--status", str(home / "status.json"), "--rate", str(RATE)]
+            with open(home / "app.log", "ab") as out:
+                subprocess.Popen(
+                    [sys.executable, "-m", "sandbox.client_app", *argv],
+                    cwd=REPO,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        self.write_top()
+        salt_rig.wait_for_minions(self.rig.root, names, timeout=180)
+        salt_rig.sync_extension(self.rig.root, names)
+        self.wait_apps(names)
+
+    def wait_apps(self, names: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        for name in names:
+            while self.status(name).get("ok", 0) <= 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench-scale: app {name} served no request: see its app.log")
+                time.sleep(0.3)
+
+    def status(self, name: str) -> dict:
+        try:
+            return json.loads((self.home(name) / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def start(self, count: int, log=print) -> None:
+        self.root.mkdir(mode=0o700, exist_ok=True)
+        names = [f"app{i:03d}" for i in range(1, count + 1)]
+        for first in range(0, count, WAVE):
+            free = mem_available_gib()
+            if free < MIN_FREE_GIB:
+                self.stopped_at = (
+                    f"stopped at {len(self.names)} minions: MemAvailable {free:.1f} GiB < "
+                    f"{MIN_FREE_GIB} GiB"
+                )
+                log(f"  {self.stopped_at}")
+                return
+            wave = names[first : first + WAVE]
+            started = time.monotonic()
+            self.start_wave(wave)
+            log(
+                f"  minions+apps {len(self.names)}/{count} up ({time.monotonic() - started:.1f}s "
+                f"for this wave; MemAvailable {mem_available_gib():.1f} GiB)"
+            )
+
+    def stop(self) -> None:
+        for name in self.names:
+            pid = self.status(name).get("pid")
+            if pid:
+                try:
+                    os.kill(int(pid), signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        salt_rig.stop_groups(self.minion_pids)
+        (self.rig.root / "pillar" / "top.sls").write_text(self.top_before)
+        for name in self.names:
+            (self.rig.root / "pillar" / "certdeploy_nodes" / f"{name}.sls").unlink(missing_ok=True)
+        salt_rig.salt_cmd(self.rig.root, "-d", "app*", "-y", cli="salt-key", timeout=60)
+        subprocess.run(["rm", "-rf", str(self.root)], check=False)
+        for name in self.names:
+            subprocess.run(["rm", "-rf", str(self.rig.root / "salt" / name)], check=False)
+
+    # ---------------------------------------------------------------- one rollout
+
+    def next_generation(self, names: list[str], gen: str) -> None:
+        self.grant(names, gen)
+        for name in names:
+            bundle = pki.bundle_dict(self.leaf(name, gen), self.rig.root_ca().cert)
+            salt_rig.write_pillar_file(self.rig.root, name, self.pillar(name, bundle))
+            self.generation[name] = gen
+        res = salt_rig.salt_cmd(
+            self.rig.root,
+            "-L",
+            ",".join(names),
+            "saltutil.refresh_pillar",
+            "wait=True",
+            "--out=json",
+            "--static",
+            timeout=300,
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"bench-scale: refresh_pillar failed: {res.stdout[-1000:]}")
+
+    def seen_only_under_new_roles(self, names: list[str]) -> list[str]:
+        """From here, not from certdeploy: each app only under its new role on every node."""
+        ctx = self.rig.cql_context()
+        seen = clients.connections([n.address for n in self.rig.all_nodes()], ctx)
+        problems = []
+        for name in names:
+            ok, why = clients.only_under(seen, f"{name}_{self.generation[name]}", {name})
+            if not ok:
+                problems.append(f"{name}: {'; '.join(why)}")
+        return problems
+
+
+def last_json(stdout: str):
+    decoder, text, i, doc = json.JSONDecoder(), stdout.strip(), 0, None
+    while i < len(text):
+        doc, i = decoder.raw_decode(text, i)
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return doc
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
+    gen = f"r{run}"
+    fleet.next_generation(names, gen)
+    jobs_dir = fleet.rig.root / "salt" / "cache" / "master" / "certdeploy" / "jobs"
+    before = set(jobs_dir.glob("*.json")) if jobs_dir.exists() else set()
+    cmd = [str(salt_rig.BIN / "salt-run"), "-c", str(fleet.etc), "--out=json"]
+    cmd += ["certdeploy.rollout", ",".join(names), "tgt_type=list", f"target={TARGET}"]
+    cmd += ["nodes=cass*", f"max_parallel={PARALLEL}"]
+    memory.reset()
+    started = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    wall = time.monotonic() - started
+    peaks = dict(memory.peak)
+    minion_processes = memory.processes["minions"]
+    new = sorted(set(jobs_dir.glob("*.json")) - before)
+    job = json.loads(new[-1].read_text()) if new else {"nodes": {}, "status": "no job record"}
+    states = {n: v.get("state") for n, v in job["nodes"].items()}
+    per_target = [
+        (v.get("timings") or {}).get("total")
+        for v in job["nodes"].values()
+        if (v.get("timings") or {}).get("total") is not None
+    ]
+    batches = sorted(
+        {(s["start"], s["end"]) for v in job["nodes"].values() for s in v.get("steps") or []}
+    )
+    problems = fleet.seen_only_under_new_roles(names)
+    try:
+        ok = (last_json(res.stdout) or {}).get("ok") is True
+    except ValueError:
+        ok = False
+    result = {
+        "targets": len(names),
+        "max_parallel": PARALLEL,
+        "worker_threads": fleet.worker_threads,
+        "wall": round(wall, 1),
+        "exit": res.returncode,
+        "ok": ok,
+        "job_status": job.get("status"),
+        "succeeded": sum(1 for s in states.values() if s == jobs.NodeState.DEPLOYED.value),
+        "states": {s: list(states.values()).count(s) for s in set(states.values())},
+        "seen_under_new_role": len(names) - len(problems),
+        "problems_seen": problems[:10],
+        "per_target_p50": round(statistics.median(per_target), 2) if per_target else None,
+        "per_target_p99": round(percentile(per_target, 99), 2) if per_target else None,
+        "per_target_max": round(max(per_target), 2) if per_target else None,
+        "batches": [round(end - start, 1) for start, end in batches],
+        "preflight": (job.get("preflight") or {}).get("seconds"),
+        "peak_pss_gib": {k: round(v, 2) for k, v in peaks.items() if k != "host_used"},
+        "peak_host_used_gib": round(peaks["host_used"], 2),
+        "peak_minion_processes": minion_processes,
+        "app_failed_requests": sum(fleet.status(n).get("failed", 0) for n in names),
+    }
+    if not ok:
+        result["stdout_tail"] = res.stdout[-3000:]
+    return result
+
+
+def report(result: dict) -> None:
+    pss = result["peak_pss_gib"]
+    print(
+        f"  {result['targets']} targets, max_parallel {result['max_parallel']}, master "
+        f"worker_threads {result['worker_threads']}: rollout {result['wall']}s "
+        f"(pre-flight {result['preflight']}s; batches {result['batches']}), "
+        f"{result['succeeded']}/{result['targets']} succeeded, "
+        f"{result['seen_under_new_role']}/{result['targets']} seen by the server under their "
+        f"new role; per target p50 {result['per_target_p50']}s p99 {result['per_target_p99']}s; "
+        f"peak PSS master {pss['master']} GiB, minions {pss['minions']} GiB "
+        f"({result['peak_minion_processes']} processes), apps {pss['apps']} GiB; host used "
+        f"{result['peak_host_used_gib']} GiB; app requests failed {result['app_failed_requests']}",
+        flush=True,
+    )
+
+
+def main() -> int:
+    reuse = os.environ.get("CERTDEPLOY_BENCH_RIG")
+    rig = Rig.from_descriptor(Path(reuse)) if reuse else Rig(Path("/tmp/cdscale"))
+    results: dict = {"runs": []}
+    try:
+        if not reuse:
+            rig.up()
+        fleet = Fleet(rig)
+        memory = Memory(rig.root)
+        memory.start()
+        try:
+            print(f"starting up to {max(STEPS)} app minions in waves of {WAVE}", flush=True)
+            memory.reset()
+            t0 = time.monotonic()
+            fleet.start(max(STEPS))
+            results["startup"] = {
+                "minions": len(fleet.names),
+                "seconds": round(time.monotonic() - t0, 1),
+                "peak_pss_gib": {k: round(v, 2) for k, v in memory.peak.items()},
+                "stopped": fleet.stopped_at,
+            }
+            for run, size in enumerate(STEPS, start=1):
+                names = fleet.names[:size]
+                print(f"rollout {run}: {len(names)} client targets", flush=True)
+                result = rollout(fleet, memory, names, run)
+                report(result)
+                results["runs"].append(result)
+        finally:
+            memory.halt.set()
+            fleet.stop()
+    finally:
+        if not reuse and rig.descriptor_path.exists():
+            rig.down()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten: {OUT}")
+    return 0 if all(r["ok"] for r in results["runs"]) and results["runs"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
