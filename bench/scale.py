@@ -234,15 +234,35 @@ class Fleet:
                 )
         self.write_top()
         salt_rig.wait_for_minions(self.rig.root, names, timeout=180)
-        salt_rig.sync_extension(self.rig.root, names)
+        self.sync(names)
         self.wait_apps(names)
+
+    def sync(self, names: list[str], attempts: int = 3) -> None:
+        """``saltutil.sync_all`` with a long job timeout (a wave of fresh minions on a loaded
+        2-core box needs more than the master's 30 s); minions that did not return are asked
+        again."""
+        missing = list(names)
+        for _ in range(attempts):
+            res = salt_rig.salt_cmd(
+                self.rig.root, "-L", ",".join(missing), "saltutil.sync_all", "-t", "150",
+                "--out=json", "--static", timeout=400,
+            )  # fmt: skip
+            try:
+                synced = json.loads(res.stdout or "{}")
+            except ValueError:
+                synced = {}
+            missing = [n for n in missing if not isinstance(synced.get(n), dict)]
+            if not missing:
+                return
+        raise SystemExit(f"bench-scale: saltutil.sync_all got no return from {missing}")
 
     def wait_apps(self, names: list[str], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         for name in names:
             while self.status(name).get("ok", 0) <= 0:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"bench-scale: app {name} served no request: see its app.log")
+                    log = (self.home(name) / "app.log").read_text(errors="replace")[-1500:]
+                    raise SystemExit(f"bench-scale: app {name} served no request; app.log:\n{log}")
                 time.sleep(0.3)
 
     def status(self, name: str) -> dict:
@@ -302,6 +322,8 @@ class Fleet:
             ",".join(names),
             "saltutil.refresh_pillar",
             "wait=True",
+            "-t",
+            "150",
             "--out=json",
             "--static",
             timeout=300,
@@ -315,7 +337,8 @@ class Fleet:
         seen = clients.connections([n.address for n in self.rig.all_nodes()], ctx)
         problems = []
         for name in names:
-            ok, why = clients.only_under(seen, f"{name}_{self.generation[name]}", {name})
+            mine = lambda role, app=name: bool(role) and role.startswith(f"{app}_")  # noqa: E731
+            ok, why = clients.only_under(seen, f"{name}_{self.generation[name]}", mine)
             if not ok:
                 problems.append(f"{name}: {'; '.join(why)}")
         return problems

@@ -20,8 +20,11 @@ def _ok(ret) -> bool:
     return isinstance(ret, dict)
 
 
-def preflight(master, minions: list[str], opts, described: dict) -> dict:
+def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
+    """``gathered``: the facts round trip's answers (describe, peer_info, bundle_public) of
+    these targets; only the nodes' material and the validation take round trips of their own."""
     kw = {"target": opts.target}
+    described = gathered["describe"]
     problems: list[str] = []
     facts = {"problems": problems, "described": described, "ring": [], "keyspaces": []}
     if not opts.nodes:
@@ -33,8 +36,7 @@ def preflight(master, minions: list[str], opts, described: dict) -> dict:
     problems += _shared_roles(minions, described)
     node_ids = sorted(master.expected(opts.nodes, "glob"))
     node_info = master.call(node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60)
-    pending = master.call(minions, "certdeploy.bundle_public", kw, 60)
-    current = master.call(minions, "certdeploy.peer_info", kw, 60)
+    pending, current = gathered["bundle_public"], gathered["peer_info"]
     for what, ids, answers in (
         ("node material", node_ids, node_info),
         ("pending bundle", minions, pending),

@@ -57,7 +57,7 @@ def preflight(master, minions: list[str], opts) -> dict:
         )
         return {"problems": problems, "described": described}
     if profiles.trait(described[minions[0]], "FLEET") == client_fleet.MODE:
-        facts = client_fleet.preflight(master, minions, opts, described)
+        facts = client_fleet.preflight(master, minions, opts, facts)
         check_lock(master, facts["problems"], described, minions)
         return facts
     ring_rows = facts["ring"].get(probe_node)
