@@ -40,6 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from _utils.certdeploy_core import clients
 from _utils.certdeploy_core import job as jobs
+from bench.rotate import _last_json
 from sandbox import pki, salt_rig
 from sandbox.hostfiles import write_private
 from sandbox.rig import REPO, Rig
@@ -344,15 +345,6 @@ class Fleet:
         return problems
 
 
-def last_json(stdout: str):
-    decoder, text, i, doc = json.JSONDecoder(), stdout.strip(), 0, None
-    while i < len(text):
-        doc, i = decoder.raw_decode(text, i)
-        while i < len(text) and text[i].isspace():
-            i += 1
-    return doc
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
@@ -386,7 +378,7 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     )
     problems = fleet.seen_only_under_new_roles(names)
     try:
-        ok = (last_json(res.stdout) or {}).get("ok") is True
+        ok = (_last_json(res.stdout) or {}).get("ok") is True
     except ValueError:
         ok = False
     result = {
