@@ -646,12 +646,21 @@ def facts(target="cassandra", parts=None, probe=None, probe_parts=None):
 
 @_face
 def health_gate(
-    expect, target="cassandra", keyspace="certdeploy_health", replication=None, timeout=60, settle=0
+    expect,
+    target="cassandra",
+    keyspace="certdeploy_health",
+    replication=None,
+    timeout=60,
+    settle=0,
+    wait_served=0,
+    others=None,
 ):
     """
     The health gate, checked from this node: ring all UN, a QUORUM write + read over TLS in
     ``keyspace`` (created if absent with ``replication``), and every address in ``expect``
-    serving its expected fingerprint on the client and internode ports.
+    serving its expected fingerprint on the client and internode ports. ``wait_served``: the
+    gate runs beside the deployment and first waits that long for the new certificates;
+    ``others``: addresses also probed for TLS on both ports (``others_serving``).
 
     CLI Example:
 
@@ -668,6 +677,8 @@ def health_gate(
         replication=replication,
         timeout=float(timeout),
         settle=float(settle),
+        wait_served=float(wait_served),
+        others=list(others or ()),
     )
     _failed(result["ok"])
     return result

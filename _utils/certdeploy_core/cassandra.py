@@ -33,6 +33,8 @@ GOSSIP_QUERY = (
     "FROM system_views.gossip_info"
 )
 StepFailed = errors.StepFailed
+# The activation result's key for its gossip baseline (popped by ``node`` and handed to verify).
+SINCE = "gossip_before"
 
 # Pillar defaults of a cassandra target; anything not listed here and not given is an error.
 DEFAULTS = {
@@ -125,7 +127,11 @@ def activate(target, host, *, method="auto", restart_required=False) -> dict:
     chosen = resolve_method(method, restart_required)
     started = time.monotonic()
     steps = []
+    since = None
     if chosen == "reload":
+        # The ring before the reload: verify's ring read after it then needs no wait for
+        # heartbeats to move (they have had the reload's time to).
+        since = gossip_baseline(target)
         res = nodetool(target, host, "reloadssl")
         steps.append({"step": "reloadssl", "retcode": res["retcode"]})
         if res["retcode"] != 0:
@@ -147,7 +153,10 @@ def activate(target, host, *, method="auto", restart_required=False) -> dict:
         host.progress(f"{target.node}: started, waiting for CQL and UN")
         wait_serving(target, host, timeout=target.start_timeout)
         steps.append({"step": "cql_and_un", "seconds": _since(started)})
-    return {"method": chosen, "seconds": _since(started), "steps": steps}
+    result = {"method": chosen, "seconds": _since(started), "steps": steps}
+    if since:
+        result[SINCE] = since
+    return result
 
 
 def wait_serving(target, host, timeout: float) -> None:
@@ -169,39 +178,77 @@ def wait_serving(target, host, timeout: float) -> None:
         raise errors.NotServing(f"{target.node}: not serving after {timeout:.0f}s: {last}")
 
 
-def ring_rows(target, host=None) -> list[dict]:
-    """The ring as this node sees it, over CQL and without a JVM (``certdeploy_core.ring``):
-    ``system_views.gossip_info`` read until every member's heartbeat has moved, or for
-    ``GOSSIP_WINDOW`` seconds (then the ones that did not are Down). ``host`` is unused: kept
-    for the callers that pass the Salt host to every check."""
+def _gossip_reader(target):
+    """``(read, close)``: ``read()`` returns ``system_views.gossip_info`` as the node sees it,
+    as rows with only what :mod:`.ring` reads (plain values: safe to return to the master)."""
     from cassandra.query import SimpleStatement
 
+    driver = cql.cluster(
+        [target.rpc_address],
+        material.cql_context(target),
+        port=target.client_port,
+        pin=True,
+        timeout=10,
+        request_timeout=10,
+    )
+    session = driver.connect()
+    statement = SimpleStatement(GOSSIP_QUERY)
+
+    def read() -> list[dict]:
+        rows = []
+        for row in session.execute(statement):
+            entry = row._asdict()
+            entry["address"] = str(entry["address"])
+            entry["host_id"] = str(entry["host_id"]) if entry.get("host_id") else None
+            rows.append(entry)
+        return rows
+
+    return read, driver.shutdown
+
+
+def _unread(target, exc) -> CommandExecutionError:
+    return CommandExecutionError(
+        f"{target.node}: cannot read the ring over CQL ({target.rpc_address}:"
+        f"{target.client_port}, system_views.gossip_info): {type(exc).__name__}: {exc}"[:500]
+    )
+
+
+def gossip_baseline(target) -> list[dict] | None:
+    """One read of the node's gossip view, taken before a change so that a later
+    :func:`ring_rows` (``since=``) sees heartbeats moved without waiting; ``None`` when it
+    cannot be read (the later read then waits as usual)."""
     try:
-        driver = cql.cluster(
-            [target.rpc_address],
-            material.cql_context(target),
-            port=target.client_port,
-            pin=True,
-            timeout=10,
-            request_timeout=10,
-        )
+        read, close = _gossip_reader(target)
         try:
-            session = driver.connect()
-            statement = SimpleStatement(GOSSIP_QUERY)
-            first = [r._asdict() for r in session.execute(statement)]
-            last, read_at = first, time.monotonic()
-            while time.monotonic() - read_at < GOSSIP_WINDOW:
-                time.sleep(GOSSIP_INTERVAL)
-                last = [r._asdict() for r in session.execute(statement)]
-                if ring.all_advanced(first, last):
-                    break
+            return read()
         finally:
-            driver.shutdown()
+            close()
+    except Exception:  # noqa: BLE001 - only an optimisation: the ring read decides
+        return None
+
+
+def ring_rows(target, host=None, since=None) -> list[dict]:
+    """The ring as this node sees it, over CQL and without a JVM (``certdeploy_core.ring``):
+    ``system_views.gossip_info`` read until every member's heartbeat has moved, or for
+    ``GOSSIP_WINDOW`` seconds (then the ones that did not are Down). ``since``: an earlier
+    read (:func:`gossip_baseline`) to measure the movement from, so that a ring that has
+    gossiped since needs one read. ``host`` is unused: kept for the callers that pass the Salt
+    host to every check."""
+    try:
+        read, close = _gossip_reader(target)
+        try:
+            first = list(since) if since else read()
+            read_at = time.monotonic()
+            last = read() if since else first
+            while not ring.all_advanced(first, last) and (
+                time.monotonic() - read_at < GOSSIP_WINDOW
+            ):
+                time.sleep(GOSSIP_INTERVAL)
+                last = read()
+        finally:
+            close()
     except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "unread"
-        raise CommandExecutionError(
-            f"{target.node}: cannot read the ring over CQL ({target.rpc_address}:"
-            f"{target.client_port}, system_views.gossip_info): {type(exc).__name__}: {exc}"[:500]
-        ) from exc
+        raise _unread(target, exc) from exc
     return ring.from_gossip(first, last)
 
 
@@ -215,12 +262,22 @@ def is_serving(target) -> bool:
         return False
 
 
-def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None, since=None) -> dict:
     """Prove activation: ``expected`` is served on the client and internode ports on new
     connections, peers accept the node's certificate, CQL over mTLS answers and the ring is
-    all UN. A deterministic failure ends it early (see ``certdeploy_core.verify``)."""
+    all UN. A deterministic failure ends it early (see ``certdeploy_core.verify``). ``since``:
+    the activation's gossip baseline (its ``SINCE`` entry), for the first ring read."""
+
+    baseline = since
+
+    def rows(tgt, hst):
+        # The baseline serves the first ring read only; a later one waits as usual.
+        nonlocal baseline
+        first, baseline = baseline, None
+        return ring_rows(tgt, hst, since=first)
+
     return verifier.verify(
-        target, host, expected, ring_rows=ring_rows, known=known, method=method, timeout=timeout
+        target, host, expected, ring_rows=rows, known=known, method=method, timeout=timeout
     )
 
 

@@ -186,7 +186,7 @@ def login_evidence(target, evidence: dict) -> None:
         evidence["problems"].append(evidence["deterministic"])
 
 
-def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None, since=None) -> dict:
     """The installed files are ``expected``, every node accepts a login with them, and the
     server sees the app only under the new generation's role (see the module docstring)."""
     timeout = float(timeout or target.verify_timeout)

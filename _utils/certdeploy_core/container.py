@@ -95,11 +95,17 @@ def activate(target, host, *, method="auto", restart_required=False) -> dict:
     return {"method": chosen, "seconds": round(time.monotonic() - started, 3), "steps": [step]}
 
 
-def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None, since=None) -> dict:
     """The proof of the profile the container runs, taken from the host."""
     inner_method = INNER_METHOD.get(method, method)
     evidence = _runs(target).verify(
-        target.inner, host, expected, known=known, method=inner_method, timeout=timeout
+        target.inner,
+        host,
+        expected,
+        known=known,
+        method=inner_method,
+        timeout=timeout,
+        since=since,
     )
     return {**evidence, "container": target.container}
 

@@ -170,7 +170,7 @@ def _run(target, host, address: str, port: int, timeout: float) -> dict:
     }
 
 
-def verify(target, host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+def verify(target, host, expected: str, *, known=(), method=None, timeout=None, since=None) -> dict:
     """The installed files are ``expected``, the cqlshrc names them, every node accepts a login
     with them, and a real cqlsh is listed by every node under the new generation's role."""
     timeout = float(timeout or target.verify_timeout)

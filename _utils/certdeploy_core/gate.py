@@ -87,16 +87,47 @@ def gate(
     replication=None,
     timeout=60.0,
     settle=0.0,
+    wait_served=0.0,
+    others=(),
 ) -> dict:
     """The health gate, retried until ``timeout``. ``expect`` maps the changed nodes'
-    addresses to the fingerprint each must serve (client and internode ports)."""
+    addresses to the fingerprint each must serve (client and internode ports).
+
+    ``wait_served`` > 0: the gate was started beside the deployment, before the change. It
+    reads the ring first (a baseline), waits up to ``wait_served`` seconds for every changed
+    node to serve its new certificate, and only then judges: the ring read after the change
+    then needs no wait for heartbeats, so the gate is done about when the deployment's own
+    verification is. Not served in time: ``{"ok": False, "early": "not served ..."}`` and
+    nothing judged (the rollout then gates after the deployment as usual).
+
+    ``others``: addresses of the plan's other nodes, each probed for TLS on both ports
+    (``others_serving``): the check before the next batch, answered by this gate."""
     replication = replication or {"class": "SimpleStrategy", "replication_factor": 3}
     started = time.monotonic()
     ctx = material.probe_context(target)
+    since = cassandra.gossip_baseline(target) if wait_served else None
+    if wait_served:
+        waited = poll(
+            lambda: _served(expect, target, ctx),
+            timeout=float(wait_served),
+            interval=0.2,
+            done=_all_served,
+            errors=(),
+        )
+        if not waited.ok:
+            return {
+                "ok": False,
+                "from": target.node,
+                "early": f"not served within {wait_served:.0f}s: nothing judged",
+                "served": waited.value,
+                "seconds": round(time.monotonic() - started, 3),
+            }
 
     def ring_state():
+        nonlocal since
+        first, since = since, None  # the baseline serves the first read only
         try:
-            rows = cassandra.ring_rows(target, host)
+            rows = cassandra.ring_rows(target, host, since=first)
             return {r["address"]: r["code"] for r in rows}, ring.ring_healthy(rows)
         except Exception as exc:  # noqa: BLE001 - report, retry
             return {"error": str(exc)[:300]}, False
@@ -108,20 +139,24 @@ def gate(
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
 
     def attempt() -> dict:
-        # The ring read (it waits for heartbeats) and the CQL round trip side by side.
+        # The ring read (it may wait for heartbeats) and the CQL round trip side by side.
         # (The thread gets a copy of this context: Salt's dunders live in context variables.)
         with ThreadPoolExecutor(max_workers=1) as pool:
             ring_future = pool.submit(contextvars.copy_context().run, ring_state)
             result = {"from": target.node, "served": _served(expect, target, ctx)}
             result["cql"] = cql_state()
             result["ring"], ring_ok = ring_future.result()
-        served_ok = all(
-            v["client"] == v["expected"] == v["internode"] for v in result["served"].values()
-        )
-        result["ok"] = ring_ok and result["cql"]["ok"] and served_ok
+        result["ok"] = ring_ok and result["cql"]["ok"] and _all_served(result["served"])
         return result
 
     result = poll(attempt, timeout=timeout, done=lambda r: r["ok"], errors=()).value
+    if others:
+        result["others"] = _served({a: None for a in others}, target, ctx)
+        result["others_serving"] = all(
+            not str(v[label]).startswith("error")
+            for v in result["others"].values()
+            for label in ("client", "internode")
+        )
     if result["ok"] and settle:
         # Give clients' drivers time to see a restarted node up again before the next one
         # goes down; otherwise they briefly have only RF-2 replicas to talk to.
@@ -130,14 +165,29 @@ def gate(
     return result
 
 
+def _all_served(served: dict) -> bool:
+    return all(v["client"] == v["expected"] == v["internode"] for v in served.values())
+
+
 def _served(expect: dict, target, ctx) -> dict:
-    served = {}
-    for address, fingerprint in expect.items():
-        entry = {"expected": fingerprint}
-        for label, port in (("client", target.client_port), ("internode", target.internode_port)):
-            try:
-                entry[label] = probe.served_fingerprint(address, port, ctx)
-            except probe.ProbeError as exc:
-                entry[label] = f"error: {exc}"
-        served[address] = entry
+    """``{address: {"expected", "client", "internode"}}`` from new TLS connections, all
+    handshakes side by side (a failed one reads ``"error: ..."``)."""
+    ports = (("client", target.client_port), ("internode", target.internode_port))
+
+    def one(address, port):
+        try:
+            return probe.served_fingerprint(address, port, ctx)
+        except probe.ProbeError as exc:
+            return f"error: {exc}"
+
+    workers = max(1, min(16, 2 * len(expect)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            (address, label): pool.submit(one, address, port)
+            for address in expect
+            for label, port in ports
+        }
+        served = {address: {"expected": fingerprint} for address, fingerprint in expect.items()}
+        for (address, label), future in futures.items():
+            served[address][label] = future.result()
     return served

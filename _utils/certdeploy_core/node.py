@@ -122,10 +122,19 @@ def activate(target, host: Host, *, method="auto", restart_required=False) -> di
     )
 
 
-def verify(target, host: Host, expected: str, *, known=(), method=None, timeout=None) -> dict:
+def verify(
+    target, host: Host, expected: str, *, known=(), method=None, timeout=None, since=None
+) -> dict:
+    """``since``: what the activation measured before it changed anything (its
+    ``gossip_before``, for a cassandra node), so the proof after it need not wait for it."""
     return profiles.get(target).verify(
-        target, host, expected, known=known, method=method, timeout=timeout
+        target, host, expected, known=known, method=method, timeout=timeout, since=since
     )
+
+
+def _baseline(activation: dict | None):
+    """The activation's gossip baseline, taken out of the result (it is for verify only)."""
+    return (activation or {}).pop("gossip_before", None)
 
 
 def health(target, expected, *, warn_days=30.0, timeout=3.0) -> dict:
@@ -175,6 +184,7 @@ def rollback(target, host: Host, backup_id=None, *, method="auto", timeout=None)
         known=((manifest.get("note") or {}).get("to"),),
         method=(activation or {}).get("method"),
         timeout=timeout,
+        since=_baseline(activation),
     )
     rolled = {
         "backup_id": manifest["backup_id"],
@@ -305,6 +315,7 @@ def deploy(
             known=(result["old_fingerprint"],),
             method=result["activation"]["method"],
             timeout=verify_timeout,
+            since=_baseline(result["activation"]),
         )
         timings["verify"] = _since(t)
         _drill(target, "verify")

@@ -12,6 +12,7 @@ this module holds the sequencing and reads no Salt dunders.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -271,8 +272,11 @@ def execute(master: Master, job: jobs.Job, opts: Options, checked=False) -> jobs
                     f"{', '.join(down)} back (ring all UN), then salt-run certdeploy.resume "
                     f"{job.job_id}",
                 )
-        checked = False
         job, failed, unknown = _run_batch(master, job, batch, opts)
+        # The gate just passed also found every other plan node serving TLS on both ports:
+        # that is the check before the next batch, so it is not asked again.
+        gate = job.nodes[batch[0]].get("gate") or {}
+        checked = bool(gate.get("ok") and gate.get("others_serving"))
         jobs.save(master.cachedir, job)
         if unknown:
             return _halt(
@@ -329,6 +333,7 @@ def _run_batch(master, job, batch, opts):
     }
     if opts.verify_timeout:
         kwargs["verify_timeout"] = opts.verify_timeout
+    beside = _gate_beside(master, job, batch, opts)
     results = master.call(batch, opts.function, kwargs, opts.call_timeout)
     ended = time.time()
     failed, restarted, unknown = [], False, []
@@ -370,9 +375,14 @@ def _run_batch(master, job, batch, opts):
     if failed or unknown:
         return job, failed, unknown
     gate_started = time.time()
+    early = beside.result() if beside is not None and not restarted else None
     if job.get("plan").get("mode") == client_fleet.MODE:
         gate = {"ok": True, "skipped": "client targets: each one's verification is the proof"}
+    elif early is not None and early.get("ok"):
+        gate, gate_started = early, beside.started
     else:
+        # Not started beside the deployment, or it judged nothing (a restart, or the new
+        # certificate was not served in its wait), or it failed: the gate proper decides.
         gate = _gate(master, job, batch, opts, restart=restarted)
     for node_id in batch:
         job = job.with_step(node_id, "health_gate", gate_started, time.time(), ok=gate.get("ok"))
@@ -396,26 +406,88 @@ def _run_batch(master, job, batch, opts):
     return job, [], []
 
 
-def _gate(master, job, batch, opts, restart):
-    others = master.prefer([n for n in job.get("plan")["order"] if n not in batch] or list(batch))
+def _gate_kwargs(job, batch, opts, restart) -> dict:
     expect = {job.nodes[n]["address"]: job.nodes[n]["new_fingerprint"] for n in batch}
     replication = {"class": "NetworkTopologyStrategy"}
     for node in job.nodes.values():
         replication[node["dc"]] = min(3, replication.get(node["dc"], 0) + 1)
-    kwargs = {
+    return {
         "target": opts.target,
         "expect": expect,
         "keyspace": opts.health_keyspace,
         "replication": replication,
         "timeout": opts.gate_timeout,
         "settle": opts.settle if restart else 0,
+        # The rest of the plan, probed for TLS too: the check before the next batch.
+        "others": [
+            job.nodes[n]["address"]
+            for n in job.get("plan")["order"]
+            if n not in batch and job.nodes[n].get("state") != "skipped"
+        ],
     }
+
+
+def _gate_nodes(master, job, batch) -> list[str]:
+    return master.prefer([n for n in job.get("plan")["order"] if n not in batch] or list(batch))
+
+
+def _gate(master, job, batch, opts, restart):
+    kwargs = _gate_kwargs(job, batch, opts, restart)
+    others = _gate_nodes(master, job, batch)
     for gate_node in others:
         ret = master.call([gate_node], "certdeploy.health_gate", kwargs, opts.gate_timeout + 60)
         gate = ret.get(gate_node)
         if answered(gate):
             return gate
     return {"ok": False, "no_answer": True, "error": f"no node answered the health gate: {others}"}
+
+
+# A gate started beside the deployment waits this long for the new certificate to be served.
+BESIDE_WAIT = 30.0
+
+
+class _Beside:
+    """The health gate asked of another node while the batch deploys (a daemon thread: a
+    deployment that fails leaves it to time out on its own, unread). The gate waits for the
+    new certificates to be served and judges only after that, so a pass proves the same
+    thing as a gate after the deployment: nothing changes on the node between its
+    activation and the end of its (read-only) verification."""
+
+    def __init__(self, master, gate_node, kwargs, opts):
+        self.started = time.time()
+        self._answer: dict = {}
+        self._done = threading.Event()
+        timeout = BESIDE_WAIT + opts.gate_timeout + 60
+
+        def run():
+            try:
+                self._answer = master.call([gate_node], "certdeploy.health_gate", kwargs, timeout)
+                self._answer = self._answer.get(gate_node)
+            except Exception as exc:  # noqa: BLE001 - only a shortcut: the gate proper decides
+                self._answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name="certdeploy-gate-beside", daemon=True).start()
+
+    def result(self) -> dict | None:
+        self._done.wait()
+        return self._answer if answered(self._answer) else None
+
+
+def _gate_beside(master, job, batch, opts) -> _Beside | None:
+    """Start the gate beside a batch's deployment where that proves the same: a certificate
+    deployment (the served fingerprint changes, so the gate can wait for it) of cluster
+    nodes that is not meant to restart them. ``None`` otherwise."""
+    if (
+        job.get("plan").get("mode") == client_fleet.MODE
+        or opts.function != "certdeploy.deploy"
+        or opts.method == "restart"
+        or len(job.get("plan")["order"]) < 2
+    ):
+        return None
+    kwargs = {**_gate_kwargs(job, batch, opts, restart=False), "wait_served": BESIDE_WAIT}
+    return _Beside(master, _gate_nodes(master, job, batch)[0], kwargs, opts)
 
 
 def _rollback_node(master, job, node_id, opts, state):

@@ -14,6 +14,7 @@ never learns which transport a target came through.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -36,14 +37,17 @@ class MinionTransport:
 
     def __init__(self, opts: dict):
         self.opts = opts
-        self._client = None
+        # One LocalClient per thread: its event subscription is not shared safely, and the
+        # rollout runs a health gate beside a deployment.
+        self._clients = threading.local()
 
     def _local(self):
-        if self._client is None:
+        client = getattr(self._clients, "client", None)
+        if client is None:
             import salt.client
 
-            self._client = salt.client.get_local_client(self.opts["conf_file"])
-        return self._client
+            client = self._clients.client = salt.client.get_local_client(self.opts["conf_file"])
+        return client
 
     def expected(self, tgt: str, tgt_type: str) -> list[str]:
         import salt.utils.minions

@@ -56,7 +56,7 @@ class FakeProfile:
         self.live = material.on_disk(target)["keystore"]["fingerprint"]
         return {"method": "reload", "seconds": 0.0, "steps": []}
 
-    def verify(self, target, host, expected, *, known=(), method=None, timeout=None):
+    def verify(self, target, host, expected, *, known=(), method=None, timeout=None, since=None):
         self.calls.append(("verify", expected, tuple(known), method))
         ok = self.live == expected and expected not in self.fail_verify
         return {
