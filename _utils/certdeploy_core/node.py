@@ -349,6 +349,10 @@ def deploy(
     return result
 
 
+# How long recover waits for a deployment still running on the node to end by itself.
+IN_FLIGHT_WAIT = 900.0
+
+
 def recover(target, host: Host, *, timeout=None) -> dict:
     """Put a node whose deployment was interrupted (its in-flight record is still there) back
     on one certificate, verified. When it already serves the new certificate on both ports
@@ -356,6 +360,17 @@ def recover(target, host: Host, *, timeout=None) -> dict:
     Otherwise the deployment's backup is restored, reactivated and the old certificate proven
     served (a rollback). Without an in-flight record this changes nothing."""
     entry = journal.read(target, host.cachedir)
+    if journal.running(entry):
+        # Not interrupted: still deploying (its master died, or resume came quickly). Let it
+        # end; restoring under it would race its own verify and rollback.
+        host.progress(f"{target.node}: a deployment is still running (pid {entry['pid']})")
+        entry = journal.wait_ended(target, host.cachedir, timeout=IN_FLIGHT_WAIT)
+        if journal.running(entry):
+            raise CommandExecutionError(
+                f"{target.node}: a deployment (pid {entry['pid']}, started {entry['started']}) "
+                f"is still running after {IN_FLIGHT_WAIT:.0f}s; nothing was changed. Fix: "
+                f"wait for it (salt {target.node} saltutil.running), then recover again"
+            )
     out = {"node": target.node, "target": target.name, "interrupted": entry is not None}
     if entry is None:
         return {**out, "action": None, "verified": True}
