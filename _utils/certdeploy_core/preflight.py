@@ -10,6 +10,8 @@ answers. No Salt dunders.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from . import client_fleet, profiles
 from . import job as jobs
 
@@ -35,12 +37,21 @@ def preflight(master, minions: list[str], opts) -> dict:
     """Everything checked before anything changes. Returns facts and ``problems``."""
     problems: list[str] = []
     kw = {"target": opts.target}
-    # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
-    master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
-    # One round trip gives every node's description, installed and pending material and
-    # what it serves, and, from the probe node, ring and keyspaces (side by side there).
+    # The probe node's view of the cluster (ring and keyspaces, side by side there; the ring
+    # read waits for heartbeats) needs no bundle: it runs beside the pillar refresh and the
+    # nodes' facts instead of after them.
     probe_node = master.prefer(minions)[0]
-    facts = gather(master, minions, NODE_PARTS, kw, 120, probe=(probe_node, CLUSTER_PARTS))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        cluster_view = pool.submit(
+            gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
+        )
+        # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
+        master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
+        # One round trip gives every node's description, installed and pending material and
+        # what it serves.
+        facts = gather(master, minions, NODE_PARTS, kw, 120)
+        view = cluster_view.result()
+    facts.update({part: view[part] for part in CLUSTER_PARTS})
     described = facts["describe"]
     down = [m for m in minions if not answered(described.get(m))]
     if down:
