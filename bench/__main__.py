@@ -36,8 +36,7 @@ RUNS = {
     "syndic": 2,
 }
 # CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig);
-# =renewal only the renewal event's; =rotate only rotate_ca's; =syndic only the syndic's (not yet
-# in the full run: the minions have not yet answered through the syndic, see issue 14).
+# =renewal only the renewal event's; =rotate only rotate_ca's; =syndic only the syndic's.
 ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
@@ -223,6 +222,8 @@ class Bench:
         self.results["renewal event -> verified"] = renewal.renewals(self.rig, RUNS["renewal"])
         print("rotate_ca, phases 1-3, there and back", flush=True)
         self.results["rotate_ca (3 phases)"] = rotate.rotations(self.rig)
+        print("3-node rollout by reload from a master of masters, through one syndic", flush=True)
+        self.results["3-node rollout via syndic"] = syndic.rollouts(self.rig, RUNS["syndic"])
         return self.results
 
 

@@ -6,7 +6,10 @@ master of masters, with the 3-node rig's minions one level down, on Salt's own d
            └─ the rig's master and its minions cass1-3    (keys, pillar and bundles live here)
 
 The top master holds only the syndic's key; it learns the minions from the syndic (see
-``transport.MinionTransport._through_syndics``). The rollout must succeed, and every node must
+``transport.MinionTransport._through_syndics``). Between the top master and the syndic the
+transport is ``tcp``: with Salt 3008.4's zeromq, the syndic connects to the top master's
+publisher but never reads a publish from it (measured: nothing forwarded, no return); the
+syndic still talks zeromq to its own master, whose file it reads as it is. The rollout must succeed, and every node must
 then serve its new leaf on 9042 and 7000, checked from here on new TLS connections. The top
 master and the syndic are stopped and their files removed afterwards; the rig is left as the
 other rollouts leave it (new leaves served).
@@ -49,6 +52,7 @@ class Topology:
             # Each publish waits this long for syndics beyond the returns it already has
             # (Salt's default is 5 s: 5 s more on every call of the rollout).
             syndic_wait=1,
+            transport="tcp",
         )
         return config
 
@@ -66,6 +70,11 @@ class Topology:
         lower.update(
             syndic_master="127.0.0.1",
             syndic_master_port=top["ret_port"],
+            # The syndic reads this file for its lower master's sock_dir, ret_port and cache,
+            # but subscribes to its upper master's publisher on ``publish_port`` whenever that
+            # is not Salt's default (channel/client.py: "assume it was intentional"): the
+            # lower master's own port here would make it listen to itself.
+            publish_port=top["publish_port"],
             syndic_log_file=str(self.syn / "syndic.log"),
             syndic_pidfile=str(self.syn / "syndic.pid"),
         )
@@ -80,6 +89,7 @@ class Topology:
             "sock_dir": lower["sock_dir"],
             "user": lower["user"],
             "acceptance_wait_time": 1,
+            "transport": "tcp",
         }
         (etc / "minion").write_text(yaml.safe_dump(minion))
         time.sleep(3)  # the top master binds its ports

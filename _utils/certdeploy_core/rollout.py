@@ -587,12 +587,16 @@ def summary(job: jobs.Job) -> dict:
 
 def timings(job: jobs.Job) -> dict:
     """Where the rollout's time went: pre-flight, each node's steps (as its minion timed
-    them) and each health gate, in seconds."""
+    them) and each health gate, in seconds. A gate counts what it added after its batch's
+    deployment returned: one started beside the deployment mostly overlaps it."""
     gates = {}
     for node in job.nodes.values():
-        for step in node.get("steps") or []:
+        steps = node.get("steps") or []
+        deployed = max((s["end"] for s in steps if s["step"] == "deploy"), default=None)
+        for step in steps:
             if step["step"] == "health_gate":  # one gate per batch: its nodes share it
-                gates[step["start"]] = round(step["end"] - step["start"], 3)
+                after = step["start"] if deployed is None else max(step["start"], deployed)
+                gates[step["start"]] = round(max(0.0, step["end"] - after), 3)
     return {
         "preflight": (job.get("preflight") or {}).get("seconds"),
         "nodes": {n: dict(v.get("timings") or {}) for n, v in job.nodes.items()},

@@ -91,3 +91,12 @@ def test_restart_and_truststore_phases_gate_after_the_deployment_only(tmp_path):
         assert job.get("status") == "succeeded", opts
         asked = gates(fake)
         assert len(asked) == 3 and not any(kw.get("wait_served") for kw in asked), opts
+
+
+def test_timings_count_what_each_gate_added_after_its_deployment(tmp_path):
+    fake = GateMaster(tmp_path)
+    job = new_job(fake)
+    # A gate beside the deployment (started with it, ended 0.4 s after it) and one after it.
+    job = job.with_step("cass1", "deploy", 10.0, 13.0).with_step("cass1", "health_gate", 10.0, 13.4)
+    job = job.with_step("cass2", "deploy", 14.0, 16.5).with_step("cass2", "health_gate", 16.5, 17.5)
+    assert rollout.timings(job)["gates"] == [0.4, 1.0]
