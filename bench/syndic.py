@@ -11,9 +11,9 @@ transport is ``tcp``: with Salt 3008.4's zeromq, the syndic connects to the top 
 publisher but never reads a publish from it (measured: nothing forwarded, no return); the
 syndic still talks zeromq to its own master, whose file it reads as it is.
 
-The rollout must succeed, and every node must then serve its new leaf on 9042 and 7000, checked from here on new TLS connections. The top
-master and the syndic are stopped and their files removed afterwards; the rig is left as the
-other rollouts leave it (new leaves served).
+The rollout must succeed, and every node must then serve its new leaf on 9042 and 7000,
+checked from here on new TLS connections. The top master and the syndic are stopped and their
+files removed afterwards; the rig is left as the other rollouts leave it (new leaves served).
 """
 
 from __future__ import annotations
