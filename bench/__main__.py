@@ -20,6 +20,7 @@ from _utils.certdeploy_core import job as jobs
 from _utils.certdeploy_core import rollout
 from bench import planner, renewal, rotate, ssh, syndic
 from sandbox import pki
+from sandbox.cassandra import JAVA17
 from sandbox.rig import Rig
 from sandbox.salt_rig import BIN
 
@@ -36,7 +37,8 @@ RUNS = {
     "syndic": 2,
 }
 # CERTDEPLOY_BENCH_ONLY=ssh runs only the agentless figures; =planner only the planner's (no rig);
-# =renewal only the renewal event's; =rotate only rotate_ca's; =syndic only the syndic's.
+# =renewal only the renewal event's; =rotate only rotate_ca's; =syndic only the syndic's;
+# =rollout only the 3-node rollouts by reload (nodetool, then contrib/reloadssl).
 ONLY = os.environ.get("CERTDEPLOY_BENCH_ONLY", "")
 
 
@@ -122,14 +124,37 @@ class Bench:
         self.salt("cass2", "saltutil.refresh_pillar", "wait=True")
         return samples
 
-    def rollouts(self, method: str, runs: int) -> list[dict]:
-        """Whole-cluster rollouts; overhead = wall / sum of the nodes' own activate + verify."""
+    def jmx_reload(self, n: int) -> dict:
+        """Node ``n``'s target keys for ``control.reloadssl`` = contrib/reloadssl (nodetool's
+        one JMX call without nodetool's JVM), compiled here once."""
+        classes = REPO / ".cache" / "reloadssl"
+        source = REPO / "contrib" / "reloadssl" / "ReloadSsl.java"
+        built = classes / "ReloadSsl.class"
+        if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
+            javac = Path(JAVA17).with_name("javac")
+            subprocess.run([str(javac), "-d", str(classes), str(source)], check=True)
+        pillar = self.rig.pillar_for(self.rig.node(n))["certdeploy"]["targets"]["cassandra"]
+        control = dict(pillar["control"])
+        control["reloadssl"] = [
+            str(JAVA17), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", str(classes),
+            "ReloadSsl", "127.0.0.1", str(self.rig.node(n).jmx_port),
+        ]  # fmt: skip
+        return {"control": control}
+
+    def rollouts(self, method: str, runs: int, jmx_reload: bool = False) -> list[dict]:
+        """Whole-cluster rollouts; overhead = wall / sum of the nodes' own activate + verify.
+        ``jmx_reload``: the nodes reload through ``control.reloadssl`` (contrib/reloadssl)
+        instead of ``nodetool reloadssl`` (the next pillar write puts the default back)."""
         samples = []
         etc = str(self.rig.salt_config_dir)
         for i in range(runs):
             for n in range(1, self.rig.nodes + 1):
                 leaf = self.rig.issuing_ca().issue_node(n)
-                self.rig.set_pillar(n, {"bundle": pki.bundle_dict(leaf, self.rig.root_ca().cert)})
+                self.rig.set_pillar(
+                    n,
+                    {"bundle": pki.bundle_dict(leaf, self.rig.root_ca().cert)},
+                    target=self.jmx_reload(n) if jmx_reload else None,
+                )
             self.salt("*", "saltutil.refresh_pillar", "wait=True")
             cmd = [
                 str(BIN / "salt-run"),
@@ -198,6 +223,11 @@ class Bench:
             self.results["rollout_mixed_ssh"] = ssh.mixed_rollouts(self.rig, 2)
         if ONLY == "ssh":
             return self.results
+        if ONLY == "rollout":
+            for label, jmx in (("rollout_reload", False), ("rollout_reload_jmx", True)):
+                print(f"3-node rollout by reload ({label})", flush=True)
+                self.results[label] = self.rollouts("reload", RUNS["rollout"], jmx)
+            return self.results
         print("node deploy by reload", flush=True)
         self.results["deploy_reload"] = self.node_deploys("reload", RUNS["reload"])
         print("node deploy by restart", flush=True)
@@ -216,6 +246,8 @@ class Bench:
         self.results["health gate (in rollout)"] = [
             {"wall": g} for s in reload_runs for g in s["gates"]
         ]
+        print("3-node rollout by reload, control.reloadssl = contrib/reloadssl", flush=True)
+        self.results["rollout_reload_jmx"] = self.rollouts("reload", RUNS["rollout"], True)
         print("3-node rollout by restart", flush=True)
         self.results["rollout_restart"] = self.rollouts("restart", 1)
         print("renewal event -> last node verified (store, reactor, scheduler)", flush=True)

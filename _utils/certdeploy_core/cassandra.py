@@ -132,10 +132,15 @@ def activate(target, host, *, method="auto", restart_required=False) -> dict:
         # The ring before the reload: verify's ring read after it then needs no wait for
         # heartbeats to move (they have had the reload's time to).
         since = gossip_baseline(target)
-        res = nodetool(target, host, "reloadssl")
+        argv = list(target.control.reloadssl) or [*target.control.nodetool, "reloadssl"]
+        res = host.run(argv, target.control.cwd, 120)
         steps.append({"step": "reloadssl", "retcode": res["retcode"]})
         if res["retcode"] != 0:
-            raise StepFailed(f"{target.node}: nodetool reloadssl failed: {res['stderr'][-300:]}")
+            raise StepFailed(
+                f"{target.node}: {' '.join(argv[:3])}... (the reload) failed: "
+                f"{res['stderr'][-300:]}. Fix: check control.reloadssl / control.nodetool and "
+                f"that JMX answers on port {target.jmx_port}"
+            )
     else:
         # Stop serving clients first and give their drivers a moment to move to other
         # replicas; then drain (flush, stop accepting writes) and stop.

@@ -21,6 +21,9 @@ class Control:
     stop: tuple[str, ...] | None = None
     service: str = "cassandra"
     nodetool: tuple[str, ...] = ()
+    # The reload: ``nodetool reloadssl`` unless an argv makes the same JMX call some other
+    # way (contrib/reloadssl: one JMX call without nodetool's ~100-jar JVM).
+    reloadssl: tuple[str, ...] = ()
     cwd: str | None = None
 
 
@@ -153,6 +156,7 @@ def load(name: str, profile: str, data: dict, node: str, bad) -> Target:
             stop=tuple(control["stop"]) if control.get("stop") else None,
             service=control.get("service", "cassandra"),
             nodetool=tuple(str(a) for a in nodetool),
+            reloadssl=tuple(str(a) for a in control.get("reloadssl") or ()),
             cwd=control.get("cwd"),
         ),
         verify_client=verify_client,
