@@ -594,15 +594,15 @@ _FACTS = {
 
 
 @_face
-def facts(target="cassandra", parts=None, probe=None, probe_parts=None):
+def facts(target="cassandra", parts=None, probe=None, probe_parts=None, peers=None):
     """
     Several read-only facts in one round trip, for the rollout's pre-flight: ``describe``,
-    ``peer_info``, ``bundle_public``, ``served`` (the certificate on both ports), ``ring`` and
-    ``keyspaces`` (default: the first four). Each part is what the function of that name
-    returns, or its error as ``"ERROR: ..."``; ``ring`` and ``keyspaces`` run side by side.
-    ``probe_parts`` are added on the minion named ``probe`` only, if it is a cluster node:
-    one round trip gives every node's facts and one node's view of the cluster. Changes
-    nothing.
+    ``peer_info``, ``bundle_public``, ``served`` (the certificate on both ports), ``ring``,
+    ``keyspaces`` and ``validate`` (the pending bundle against ``peers``; default: the first
+    four). Each part is what the function of that name returns, or its error as
+    ``"ERROR: ..."``; ``ring`` and ``keyspaces`` run side by side. ``probe_parts`` are added
+    on the minion named ``probe`` only, if it is a cluster node: one round trip gives every
+    node's facts and one node's view of the cluster. Changes nothing.
 
     CLI Example:
 
@@ -617,10 +617,11 @@ def facts(target="cassandra", parts=None, probe=None, probe_parts=None):
 
     wanted = list(parts or ("describe", "peer_info", "bundle_public", "served"))
     extra = list(probe_parts or ())
-    unknown = [p for p in wanted + extra if p not in _FACTS]
+    unknown = [p for p in wanted + extra if p not in _FACTS and p != "validate"]
     if unknown:
         raise SaltInvocationError(
-            f"{__opts__['id']}: facts: unknown parts {unknown}. Fix: use {sorted(_FACTS)}"
+            f"{__opts__['id']}: facts: unknown parts {unknown}. Fix: use "
+            f"{sorted([*_FACTS, 'validate'])}"
         )
     tgt = _target(target)
     if probe == __opts__["id"] and certdeploy_profiles.trait(tgt, "FLEET") == "cluster":
@@ -628,6 +629,8 @@ def facts(target="cassandra", parts=None, probe=None, probe_parts=None):
 
     def one(part):
         try:
+            if part == "validate":  # what certdeploy.validate answers, with ``peers``
+                return certdeploy_node.validate(tgt, _bundle(tgt), peers=peers, host=_host())
             return _FACTS[part](tgt)
         except (CommandExecutionError, SaltInvocationError, OSError) as exc:
             return f"ERROR: {exc}"

@@ -34,8 +34,11 @@ def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
         )
         return facts
     problems += _shared_roles(minions, described)
-    node_ids = sorted(master.expected(opts.nodes, "glob"))
-    node_info = master.call(node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60)
+    if "node_info" in gathered:  # fetched beside the pillar refresh
+        node_ids, node_info = gathered["node_ids"], gathered["node_info"]
+    else:
+        node_ids = sorted(master.expected(opts.nodes, "glob"))
+        node_info = master.call(node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60)
     pending, current = gathered["bundle_public"], gathered["peer_info"]
     for what, ids, answers in (
         ("node material", node_ids, node_info),
@@ -51,15 +54,10 @@ def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
         problems.append(f"nodes={opts.nodes!r} matches no accepted minion")
     validations = {}
     if not problems:
-        peers = [
-            {
-                "node": n,
-                "chain_pem": node_info[n]["chain_pem"],
-                "trust_pem": node_info[n]["trust_pem"],
-            }
-            for n in node_ids
-        ]
-        validations = master.call(minions, "certdeploy.validate", {**kw, "peers": peers}, 120)
+        # Validated in the facts round trip when the nodes' material came first.
+        validations = gathered.get("validate") or master.call(
+            minions, "certdeploy.validate", {**kw, "peers": node_peers(node_ids, node_info)}, 120
+        )
         for m in minions:
             report = validations.get(m)
             if not _ok(report):
@@ -85,6 +83,17 @@ def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
         },
     )
     return facts
+
+
+def node_peers(node_ids: list[str], node_info: dict) -> list[dict]:
+    """The cluster's nodes as cross-trust peers of a client bundle (empty when any node's
+    material is missing: pre-flight then names them)."""
+    if not node_ids or not all(_ok(node_info.get(n)) for n in node_ids):
+        return []
+    return [
+        {"node": n, "chain_pem": node_info[n]["chain_pem"], "trust_pem": node_info[n]["trust_pem"]}
+        for n in node_ids
+    ]
 
 
 def _shared_roles(minions: list[str], described: dict) -> list[str]:

@@ -40,18 +40,34 @@ def preflight(master, minions: list[str], opts) -> dict:
     # The probe node's view of the cluster (ring and keyspaces, side by side there; the ring
     # read waits for heartbeats) needs no bundle: it runs beside the pillar refresh and the
     # nodes' facts instead of after them.
+    # A client rollout names its cluster's nodes (``nodes``): their material, for the
+    # clients' cross-trust, is fetched there instead, and the clients validate in the facts
+    # round trip (one round trip fewer over what may be many targets).
     probe_node = master.prefer(minions)[0]
+    node_ids = sorted(master.expected(opts.nodes, "glob")) if opts.nodes else []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        cluster_view = pool.submit(
-            gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
-        )
+        if node_ids:
+            side = pool.submit(
+                master.call, node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60
+            )
+        else:
+            side = pool.submit(
+                gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
+            )
         # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
         master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
         # One round trip gives every node's description, installed and pending material and
         # what it serves.
-        facts = gather(master, minions, NODE_PARTS, kw, 120)
-        view = cluster_view.result()
-    facts.update({part: view[part] for part in CLUSTER_PARTS})
+        if node_ids:
+            node_info = side.result()
+            peers = client_fleet.node_peers(node_ids, node_info)
+            parts = (*NODE_PARTS, "validate") if peers else NODE_PARTS
+            facts = gather(master, minions, parts, {**kw, "peers": peers}, 120)
+            facts.update(node_ids=node_ids, node_info=node_info, ring={}, keyspaces={})
+        else:
+            facts = gather(master, minions, NODE_PARTS, kw, 120)
+            view = side.result()
+            facts.update({part: view[part] for part in CLUSTER_PARTS})
     described = facts["describe"]
     down = [m for m in minions if not answered(described.get(m))]
     if down:

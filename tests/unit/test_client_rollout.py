@@ -80,8 +80,14 @@ def test_clients_go_canary_first_then_max_parallel_with_no_cluster_gate(tmp_path
     assert fake.batches() == [["app1"], ["app2", "app3"], ["app4", "app5"]]
     assert result["plan"]["batches"] == fake.batches()  # the summary says what was planned
     assert fake.batches("certdeploy.health_gate") == []
-    validate = next(kw for f, _, kw in fake.calls if f == "certdeploy.validate")
-    assert [p["node"] for p in validate["peers"]] == NODES  # cross-trust with the nodes
+    # Cross-trust with the nodes, validated in the facts round trip (the nodes' material was
+    # fetched beside the pillar refresh): no round trip of its own.
+    facts = next(kw for f, _, kw in fake.calls if f == "certdeploy.facts")
+    assert "validate" in facts["parts"] and [p["node"] for p in facts["peers"]] == NODES
+    assert [f for f, _, _ in fake.calls if f == "certdeploy.validate"] == []
+    assert [f for f, _, _ in fake.calls].index("certdeploy.peer_info") < [
+        f for f, _, _ in fake.calls
+    ].index("certdeploy.facts")
     peer_info = [(ids, kw) for f, ids, kw in fake.calls if f == "certdeploy.peer_info"]
     assert (NODES, {"target": "cassandra"}) in peer_info
     job = jobs.load(fake.cachedir, result["job_id"])  # the report renders a client job too
