@@ -10,8 +10,9 @@ One poll loop. Each round opens new TLS connections, in parallel:
   meet. (Open connections keep the old context, so a UN ring alone proves little.)
 
 When both ports serve the expected fingerprint: CQL over mTLS, then the ring over CQL
-(``system_views.gossip_info``, no JVM) until it is all UN, then one more round that reaches
-every peer the ring named (up to ``PEER_SAMPLE``).
+(``system_views.gossip_info``, no JVM) until it is all UN (heartbeats measured from the
+activation's own read before it changed anything, when it took one: then one read suffices),
+then one more round that reaches every peer the ring named (up to ``PEER_SAMPLE``).
 
 Deterministic, once the same signal is seen in ``CONFIRM`` rounds in a row:
 
