@@ -656,14 +656,12 @@ def health_gate(
     timeout=60,
     settle=0,
     wait_served=0,
-    others=None,
 ):
     """
     The health gate, checked from this node: ring all UN, a QUORUM write + read over TLS in
     ``keyspace`` (created if absent with ``replication``), and every address in ``expect``
     serving its expected fingerprint on the client and internode ports. ``wait_served``: the
-    gate runs beside the deployment and first waits that long for the new certificates;
-    ``others``: addresses also probed for TLS on both ports (``others_serving``).
+    gate runs beside the deployment and first waits that long for the new certificates.
 
     CLI Example:
 
@@ -681,7 +679,6 @@ def health_gate(
         timeout=float(timeout),
         settle=float(settle),
         wait_served=float(wait_served),
-        others=list(others or ()),
     )
     _failed(result["ok"])
     return result

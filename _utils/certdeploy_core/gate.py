@@ -88,7 +88,6 @@ def gate(
     timeout=60.0,
     settle=0.0,
     wait_served=0.0,
-    others=(),
 ) -> dict:
     """The health gate, retried until ``timeout``. ``expect`` maps the changed nodes'
     addresses to the fingerprint each must serve (client and internode ports).
@@ -98,10 +97,7 @@ def gate(
     node to serve its new certificate, and only then judges: the ring read after the change
     then needs no wait for heartbeats, so the gate is done about when the deployment's own
     verification is. Not served in time: ``{"ok": False, "early": "not served ..."}`` and
-    nothing judged (the rollout then gates after the deployment as usual).
-
-    ``others``: addresses of the plan's other nodes, each probed for TLS on both ports
-    (``others_serving``): the check before the next batch, answered by this gate."""
+    nothing judged (the rollout then gates after the deployment as usual)."""
     replication = replication or {"class": "SimpleStrategy", "replication_factor": 3}
     started = time.monotonic()
     ctx = material.probe_context(target)
@@ -150,13 +146,6 @@ def gate(
         return result
 
     result = poll(attempt, timeout=timeout, done=lambda r: r["ok"], errors=()).value
-    if others:
-        result["others"] = _served({a: None for a in others}, target, ctx)
-        result["others_serving"] = all(
-            not str(v[label]).startswith("error")
-            for v in result["others"].values()
-            for label in ("client", "internode")
-        )
     if result["ok"] and settle:
         # Give clients' drivers time to see a restarted node up again before the next one
         # goes down; otherwise they briefly have only RF-2 replicas to talk to.

@@ -272,11 +272,8 @@ def execute(master: Master, job: jobs.Job, opts: Options, checked=False) -> jobs
                     f"{', '.join(down)} back (ring all UN), then salt-run certdeploy.resume "
                     f"{job.job_id}",
                 )
+        checked = False
         job, failed, unknown = _run_batch(master, job, batch, opts)
-        # The gate just passed also found every other plan node serving TLS on both ports:
-        # that is the check before the next batch, so it is not asked again.
-        gate = job.nodes[batch[0]].get("gate") or {}
-        checked = bool(gate.get("ok") and gate.get("others_serving"))
         jobs.save(master.cachedir, job)
         if unknown:
             return _halt(
@@ -418,12 +415,6 @@ def _gate_kwargs(job, batch, opts, restart) -> dict:
         "replication": replication,
         "timeout": opts.gate_timeout,
         "settle": opts.settle if restart else 0,
-        # The rest of the plan, probed for TLS too: the check before the next batch.
-        "others": [
-            job.nodes[n]["address"]
-            for n in job.get("plan")["order"]
-            if n not in batch and job.nodes[n].get("state") != "skipped"
-        ],
     }
 
 
