@@ -378,9 +378,11 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     )
     problems = fleet.seen_only_under_new_roles(names)
     try:
-        ok = (_last_json(res.stdout) or {}).get("ok") is True
+        answer = _last_json(res.stdout) or {}
     except ValueError:
-        ok = False
+        answer = {}
+    # The rollout's return: its status and retcode (it has no "ok").
+    ok = answer.get("status") == "succeeded" and answer.get("retcode") == 0 and not res.returncode
     result = {
         "targets": len(names),
         "max_parallel": PARALLEL,
