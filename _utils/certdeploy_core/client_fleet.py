@@ -20,10 +20,11 @@ def _ok(ret) -> bool:
     return isinstance(ret, dict)
 
 
-def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
-    """``gathered``: the facts round trip's answers (describe, peer_info, bundle_public) of
-    these targets; only the nodes' material and the validation take round trips of their own."""
-    kw = {"target": opts.target}
+def preflight(minions: list[str], opts, gathered: dict) -> dict:
+    """``gathered``: what :func:`.preflight.preflight` fetched: the nodes' material
+    (``node_ids``, ``node_info``) beside the pillar refresh, and these targets' facts round
+    trip (describe, peer_info, bundle_public, and ``validate`` against the nodes when every
+    node's material was read). No round trip of its own."""
     described = gathered["describe"]
     problems: list[str] = []
     facts = {"problems": problems, "described": described, "ring": [], "keyspaces": []}
@@ -34,11 +35,7 @@ def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
         )
         return facts
     problems += _shared_roles(minions, described)
-    if "node_info" in gathered:  # fetched beside the pillar refresh
-        node_ids, node_info = gathered["node_ids"], gathered["node_info"]
-    else:
-        node_ids = sorted(master.expected(opts.nodes, "glob"))
-        node_info = master.call(node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60)
+    node_ids, node_info = gathered["node_ids"], gathered["node_info"]
     pending, current = gathered["bundle_public"], gathered["peer_info"]
     for what, ids, answers in (
         ("node material", node_ids, node_info),
@@ -54,10 +51,8 @@ def preflight(master, minions: list[str], opts, gathered: dict) -> dict:
         problems.append(f"nodes={opts.nodes!r} matches no accepted minion")
     validations = {}
     if not problems:
-        # Validated in the facts round trip when the nodes' material came first.
-        validations = gathered.get("validate") or master.call(
-            minions, "certdeploy.validate", {**kw, "peers": node_peers(node_ids, node_info)}, 120
-        )
+        # Every node's material was read, so the facts round trip validated against it.
+        validations = gathered["validate"]
         for m in minions:
             report = validations.get(m)
             if not _ok(report):

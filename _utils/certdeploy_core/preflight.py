@@ -37,37 +37,8 @@ def preflight(master, minions: list[str], opts) -> dict:
     """Everything checked before anything changes. Returns facts and ``problems``."""
     problems: list[str] = []
     kw = {"target": opts.target}
-    # The probe node's view of the cluster (ring and keyspaces, side by side there; the ring
-    # read waits for heartbeats) needs no bundle: it runs beside the pillar refresh and the
-    # nodes' facts instead of after them.
-    # A client rollout names its cluster's nodes (``nodes``): their material, for the
-    # clients' cross-trust, is fetched there instead, and the clients validate in the facts
-    # round trip (one round trip fewer over what may be many targets).
     probe_node = master.prefer(minions)[0]
-    node_ids = sorted(master.expected(opts.nodes, "glob")) if opts.nodes else []
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        if node_ids:
-            side = pool.submit(
-                master.call, node_ids, "certdeploy.peer_info", {"target": opts.nodes_target}, 60
-            )
-        else:
-            side = pool.submit(
-                gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
-            )
-        # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
-        master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
-        # One round trip gives every node's description, installed and pending material and
-        # what it serves.
-        if node_ids:
-            node_info = side.result()
-            peers = client_fleet.node_peers(node_ids, node_info)
-            parts = (*NODE_PARTS, "validate") if peers else NODE_PARTS
-            facts = gather(master, minions, parts, {**kw, "peers": peers}, 120)
-            facts.update(node_ids=node_ids, node_info=node_info, ring={}, keyspaces={})
-        else:
-            facts = gather(master, minions, NODE_PARTS, kw, 120)
-            view = side.result()
-            facts.update({part: view[part] for part in CLUSTER_PARTS})
+    facts = _facts(master, minions, opts, kw, probe_node)
     described = facts["describe"]
     down = [m for m in minions if not answered(described.get(m))]
     if down:
@@ -84,7 +55,7 @@ def preflight(master, minions: list[str], opts) -> dict:
         )
         return {"problems": problems, "described": described}
     if profiles.trait(described[minions[0]], "FLEET") == client_fleet.MODE:
-        facts = client_fleet.preflight(master, minions, opts, facts)
+        facts = client_fleet.preflight(minions, opts, facts)
         check_lock(master, facts["problems"], described, minions)
         return facts
     ring_rows = facts["ring"].get(probe_node)
@@ -141,6 +112,39 @@ def preflight(master, minions: list[str], opts) -> dict:
             if answered(v)
         },
     }
+
+
+def _facts(master, minions: list[str], opts, kw: dict, probe_node: str) -> dict:
+    """The pillar refresh, then the targets' facts round trip, with one side call beside them:
+    the probe node's view of the cluster (ring and keyspaces; the ring read waits for
+    heartbeats), or, for a client rollout (``nodes`` named), the nodes' material, against
+    which the clients then validate inside the facts round trip (one round trip fewer over
+    what may be many targets)."""
+    node_ids = sorted(master.expected(opts.nodes, "glob")) if opts.nodes else []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if opts.nodes:
+            side = pool.submit(_node_material, master, node_ids, opts.nodes_target)
+        else:
+            side = pool.submit(
+                gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
+            )
+        # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
+        master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
+        if not opts.nodes:
+            facts = gather(master, minions, NODE_PARTS, kw, 120)
+            view = side.result()
+            return {**facts, **{part: view[part] for part in CLUSTER_PARTS}}
+        node_info = side.result()
+        peers = client_fleet.node_peers(node_ids, node_info)
+        parts = (*NODE_PARTS, "validate") if peers else NODE_PARTS
+        facts = gather(master, minions, parts, {**kw, "peers": peers}, 120)
+        return {**facts, "node_ids": node_ids, "node_info": node_info, "ring": {}, "keyspaces": {}}
+
+
+def _node_material(master, node_ids: list[str], nodes_target: str) -> dict:
+    if not node_ids:
+        return {}
+    return master.call(node_ids, "certdeploy.peer_info", {"target": nodes_target}, 60)
 
 
 def gather(master, minions: list[str], parts, kw: dict, timeout: float = 60, probe=None) -> dict:
