@@ -12,7 +12,6 @@ this module holds the sequencing and reads no Salt dunders.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from . import client_fleet
 from . import job as jobs
 from . import plan as planner
+from . import rollout_gate as gates
 from .preflight import (
     already_serving,
     answered,
@@ -33,6 +33,7 @@ from .preflight import (
     topology,
 )
 from .result import BadAnswer, DeployResult
+from .rollout_gate import BESIDE_WAIT  # noqa: F401 - part of this module's face
 
 ON_FAILURE = ("rollback_node", "rollback_all", "halt")
 
@@ -241,7 +242,7 @@ def _reconcile(master, job, node_id, opts):
     new = job.nodes[node_id]["new_fingerprint"]
     if answered(status) and status["served"] == {"client": new, "internode": new}:
         master.progress(f"{node_id}: already serves the new certificate; gating it")
-        gate = _gate(master, job, [node_id], opts, restart=False)
+        gate = gates.gate(master, job, [node_id], opts, restart=False)
         state = "deployed" if gate.get("ok") else "pending"
         return job.with_node(
             node_id, state=state, reconciled=True, gate=gate, recovered=recovered, error=None
@@ -330,7 +331,7 @@ def _run_batch(master, job, batch, opts):
     }
     if opts.verify_timeout:
         kwargs["verify_timeout"] = opts.verify_timeout
-    beside = _gate_beside(master, job, batch, opts)
+    beside = gates.beside(master, job, batch, opts)
     results = master.call(batch, opts.function, kwargs, opts.call_timeout)
     ended = time.time()
     failed, restarted, unknown = [], False, []
@@ -380,7 +381,7 @@ def _run_batch(master, job, batch, opts):
     else:
         # Not started beside the deployment, or it judged nothing (a restart, or the new
         # certificate was not served in its wait), or it failed: the gate proper decides.
-        gate = _gate(master, job, batch, opts, restart=restarted)
+        gate = gates.gate(master, job, batch, opts, restart=restarted)
     for node_id in batch:
         job = job.with_step(node_id, "health_gate", gate_started, time.time(), ok=gate.get("ok"))
         job = job.with_node(node_id, gate=gate)
@@ -401,84 +402,6 @@ def _run_batch(master, job, batch, opts):
         _event(master, job, node_id, "gated")
     master.progress(f"health gate passed ({gate.get('seconds')}s from {gate.get('from')})")
     return job, [], []
-
-
-def _gate_kwargs(job, batch, opts, restart) -> dict:
-    expect = {job.nodes[n]["address"]: job.nodes[n]["new_fingerprint"] for n in batch}
-    replication = {"class": "NetworkTopologyStrategy"}
-    for node in job.nodes.values():
-        replication[node["dc"]] = min(3, replication.get(node["dc"], 0) + 1)
-    return {
-        "target": opts.target,
-        "expect": expect,
-        "keyspace": opts.health_keyspace,
-        "replication": replication,
-        "timeout": opts.gate_timeout,
-        "settle": opts.settle if restart else 0,
-    }
-
-
-def _gate_nodes(master, job, batch) -> list[str]:
-    return master.prefer([n for n in job.get("plan")["order"] if n not in batch] or list(batch))
-
-
-def _gate(master, job, batch, opts, restart):
-    kwargs = _gate_kwargs(job, batch, opts, restart)
-    others = _gate_nodes(master, job, batch)
-    for gate_node in others:
-        ret = master.call([gate_node], "certdeploy.health_gate", kwargs, opts.gate_timeout + 60)
-        gate = ret.get(gate_node)
-        if answered(gate):
-            return gate
-    return {"ok": False, "no_answer": True, "error": f"no node answered the health gate: {others}"}
-
-
-# A gate started beside the deployment waits this long for the new certificate to be served.
-BESIDE_WAIT = 30.0
-
-
-class _Beside:
-    """The health gate asked of another node while the batch deploys (a daemon thread: a
-    deployment that fails leaves it to time out on its own, unread). The gate waits for the
-    new certificates to be served and judges only after that, so a pass proves the same
-    thing as a gate after the deployment: nothing changes on the node between its
-    activation and the end of its (read-only) verification."""
-
-    def __init__(self, master, gate_node, kwargs, opts):
-        self.started = time.time()
-        self._answer: dict = {}
-        self._done = threading.Event()
-        timeout = BESIDE_WAIT + opts.gate_timeout + 60
-
-        def run():
-            try:
-                self._answer = master.call([gate_node], "certdeploy.health_gate", kwargs, timeout)
-                self._answer = self._answer.get(gate_node)
-            except Exception as exc:  # noqa: BLE001 - only a shortcut: the gate proper decides
-                self._answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            finally:
-                self._done.set()
-
-        threading.Thread(target=run, name="certdeploy-gate-beside", daemon=True).start()
-
-    def result(self) -> dict | None:
-        self._done.wait()
-        return self._answer if answered(self._answer) else None
-
-
-def _gate_beside(master, job, batch, opts) -> _Beside | None:
-    """Start the gate beside a batch's deployment where that proves the same: a certificate
-    deployment (the served fingerprint changes, so the gate can wait for it) of cluster
-    nodes that is not meant to restart them. ``None`` otherwise."""
-    if (
-        job.get("plan").get("mode") == client_fleet.MODE
-        or opts.function != "certdeploy.deploy"
-        or opts.method == "restart"
-        or len(job.get("plan")["order"]) < 2
-    ):
-        return None
-    kwargs = {**_gate_kwargs(job, batch, opts, restart=False), "wait_served": BESIDE_WAIT}
-    return _Beside(master, _gate_nodes(master, job, batch)[0], kwargs, opts)
 
 
 def _rollback_node(master, job, node_id, opts, state):
