@@ -321,12 +321,16 @@ def deploy(
     peers=None,
     skip_cross_trust=False,
     verify_timeout=None,
+    require_serving=None,
 ):
     """
     The safe path: validate -> backup -> install -> configure -> activate -> verify. Any
     failure after the backup rolls back automatically. Returns per-step timings, the evidence,
     and the outcome: ``deployed``, ``rolled_back`` or ``rollback_failed``. ``verify_timeout``
     (seconds) overrides the target's ``verify_timeout`` for the verification and the rollback.
+    ``require_serving`` (``{node: [[label, address, port], ...]}``, what the rollout passes):
+    first probe those endpoints from here, and answer ``refused``, with nothing changed, if
+    one does not serve TLS.
 
     CLI Example:
 
@@ -344,6 +348,7 @@ def deploy(
         peers=peers,
         skip_cross_trust=skip_cross_trust,
         verify_timeout=verify_timeout,
+        require_serving=require_serving,
     )
     _fire(tgt, *certdeploy_result.node_event(result))
     if result["outcome"] == "rollback_failed":

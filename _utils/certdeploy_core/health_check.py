@@ -37,7 +37,8 @@ def _fingerprint_of(disk: dict) -> str | None:
     return keystore.get("fingerprint")
 
 
-def _probe_ctx(target) -> ssl.SSLContext:
+def probe_ctx(target) -> ssl.SSLContext:
+    """For reading what is served: trusts anything, presents the target's identity if any."""
     try:
         return material.probe_context(target)
     except Exception:  # noqa: BLE001 - no/unreadable keystore: probe without an identity
@@ -48,7 +49,7 @@ def served(target, ctx=None, timeout=3.0) -> dict:
     """``{"client": fp | {"error": str}, "internode": fp | {"error": str}}`` from brand-new
     TLS connections to ``rpc_address:client_port`` and ``listen_address:internode_port``."""
     if ctx is None:
-        ctx = _probe_ctx(target)
+        ctx = probe_ctx(target)
     result = {}
     for label, address, port in (
         ("client", target.rpc_address, target.client_port),

@@ -16,8 +16,19 @@ import time
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from . import backup as backups
+from . import (
+    boundary,
+    checks,
+    errors,
+    files,
+    health_check,
+    journal,
+    material,
+    profiles,
+    space,
+    timeutil,
+)
 from . import bundle as cb
-from . import checks, errors, files, journal, material, profiles, space, timeutil
 from . import host as host_mod
 
 Host = host_mod.Host  # re-exported: the faces build it
@@ -239,15 +250,23 @@ def deploy(
     skip_cross_trust=False,
     now=None,
     verify_timeout=None,
+    require_serving=None,
 ) -> dict:
     """validate -> backup -> install -> configure -> activate -> verify; automatic rollback.
 
     Invalid input raises ``SaltInvocationError`` before anything changes. Afterwards the outcome
-    is ``deployed``, ``rolled_back`` or ``rollback_failed``.
+    is ``deployed``, ``rolled_back`` or ``rollback_failed``; or ``refused``, with nothing
+    changed, when a node of ``require_serving`` (``{node: [[label, address, port], ...]}``,
+    the rollout's check before a batch) does not serve TLS on new connections from here.
     """
     resolve_method(target, method, False)
     timings, result = {}, {"node": target.node, "target": target.name}
     started = time.monotonic()
+    if require_serving:
+        refused = boundary.refusal(target, require_serving, health_check.probe_ctx(target))
+        if refused is not None:
+            return refused
+        timings["check"] = _since(started)
 
     t = time.monotonic()
     validation = validate(

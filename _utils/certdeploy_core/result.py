@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass, field
 
 from .job import NodeState
 
-STEPS = ("validate", "backup", "install", "configure", "activate", "verify", "rollback")
+STEPS = ("check", "validate", "backup", "install", "configure", "activate", "verify", "rollback")
+REFUSED = "refused"  # a plan node did not serve before the deploy began: nothing changed
 OUTCOMES = (
     NodeState.DEPLOYED.value,
     NodeState.ROLLED_BACK.value,
     NodeState.ROLLBACK_FAILED.value,
+    REFUSED,
 )
 
 
@@ -92,6 +94,7 @@ class DeployResult:
     rollback_verified: bool | None = None
     restored: tuple = ()
     rollback_error: str | None = None
+    down: dict | None = None  # refused: {node: why} as the deploying node saw it
 
     @classmethod
     def from_dict(cls, ret) -> DeployResult:
@@ -113,6 +116,7 @@ class DeployResult:
             rollback_verified=rollback.get("verified") if rollback else None,
             restored=tuple(rollback.get("restored") or ()),
             rollback_error=rollback.get("error"),
+            down=ret.get("down") if isinstance(ret.get("down"), dict) else None,
         )
 
     @property
@@ -131,7 +135,7 @@ def node_event(result: dict) -> tuple[str, dict]:
     """``(outcome, data)`` of the ``certdeploy/node/<id>/<outcome>`` event a deployment's
     return makes: fired by the minion, or by the master for an agentless target. Public
     facts only."""
-    outcome = {"deployed": "deployed", "rolled_back": "rolled_back"}.get(
+    outcome = {"deployed": "deployed", "rolled_back": "rolled_back", REFUSED: REFUSED}.get(
         result.get("outcome"), "failed"
     )
     keys = ("outcome", "old_fingerprint", "new_fingerprint", "failed_step", "error", "timings")

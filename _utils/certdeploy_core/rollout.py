@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from . import client_fleet
+from . import boundary, client_fleet
 from . import job as jobs
 from . import plan as planner
 from . import rollout_gate as gates
@@ -28,11 +28,10 @@ from .preflight import (
     clients_only,
     cluster_of,
     explain,
-    gather,
     preflight,
     topology,
 )
-from .result import BadAnswer, DeployResult
+from .result import REFUSED, BadAnswer, DeployResult
 from .rollout_gate import BESIDE_WAIT  # noqa: F401 - part of this module's face
 
 ON_FAILURE = ("rollback_node", "rollback_all", "halt")
@@ -169,6 +168,7 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
         if clients
         else {
             "address": pre["described"][m]["listen_address"],
+            "endpoints": boundary.endpoints(pre["described"][m]),
             "dc": pre["described"][m]["dc"],
             "rack": pre["described"][m]["rack"],
             "new_fingerprint": pre["pending"][m]["fingerprint"],
@@ -254,28 +254,36 @@ def _reconcile(master, job, node_id, opts):
 def execute(master: Master, job: jobs.Job, opts: Options, checked=False) -> jobs.Job:
     """Batch after batch until done. Before each batch but a fresh job's first (pre-flight
     has just looked), every node of the plan must be up: a node that went down after the
-    last gate halts the job before anything in the next batch changes."""
+    last gate halts the job before anything in the next batch changes (:mod:`.boundary`)."""
     while True:
         batch = planner.next_batch(job.get("plan"), job.done())
         if batch is None:
             job = job.with_status("succeeded")
             jobs.save(master.cachedir, job)
             return job
+        require = None
         if not checked and job.get("plan").get("mode") != client_fleet.MODE:
-            down = _down_nodes(master, job, opts)
-            if down:
-                return _halt(
-                    master,
-                    job,
-                    list(down),
-                    f"before batch {batch}: {'; '.join(f'{n}: {why}' for n, why in down.items())}"
-                    f". The batch was not started; nothing in it was changed. Fix: bring "
-                    f"{', '.join(down)} back (ring all UN), then salt-run certdeploy.resume "
-                    f"{job.job_id}",
-                )
+            # The deploy checks, before any change; or a round trip does, here.
+            require = boundary.required(job, batch, opts.function)
+            if require is None:
+                down = boundary.down_nodes(master, job, opts)
+                if down:
+                    return _halt(
+                        master, job, list(down), boundary.halt_reason(batch, down, job.job_id)
+                    )
         checked = False
-        job, failed, unknown = _run_batch(master, job, batch, opts)
+        job, failed, unknown, refused = _run_batch(master, job, batch, opts, require)
         jobs.save(master.cachedir, job)
+        if refused:
+            # Only what each node's own minion sees may halt the job: ask them.
+            down = boundary.down_nodes(master, job, opts)
+            if down:
+                return _halt(master, job, list(down), boundary.halt_reason(batch, down, job.job_id))
+            master.progress(
+                f"{refused}: their own minions see every plan node serving; deploying {batch}"
+            )
+            checked = True
+            continue
         if unknown:
             return _halt(
                 master,
@@ -291,23 +299,6 @@ def execute(master: Master, job: jobs.Job, opts: Options, checked=False) -> jobs
             return _on_failure(master, job, failed, opts)
 
 
-def _down_nodes(master, job, opts) -> dict:
-    """Plan nodes that do not answer or do not serve TLS on both ports right now (from their
-    minion, on new connections): ``{node: why}``."""
-    order = [n for n in job.get("plan")["order"] if job.nodes[n].get("state") != "skipped"]
-    served_by = gather(master, order, ("served",), {"target": opts.target})["served"]
-    down = {}
-    for node_id in order:
-        served = served_by.get(node_id)
-        if not isinstance(served, dict):
-            down[node_id] = f"no answer ({explain(served)})"
-            continue
-        bad = {port: v for port, v in served.items() if not isinstance(v, str)}
-        if bad or not served:
-            down[node_id] = f"not serving TLS: {bad or served}"
-    return down
-
-
 def _halt(master, job, nodes: list[str], why: str) -> jobs.Job:
     master.progress(f"halted: {why}")
     job = job.with_status("halted", failed_nodes=nodes, halted=why)
@@ -315,7 +306,10 @@ def _halt(master, job, nodes: list[str], why: str) -> jobs.Job:
     return job
 
 
-def _run_batch(master, job, batch, opts):
+def _run_batch(master, job, batch, opts, require=None):
+    """Deploy ``batch`` and gate it: ``(job, failed, unknown, refused)``. ``refused`` holds
+    what a deploy refused before any change because a plan node of ``require`` did not
+    serve: those nodes are ``pending`` again."""
     for node_id in batch:
         job = job.with_node(node_id, state="running")
         _event(master, job, node_id, "deploying")
@@ -331,10 +325,12 @@ def _run_batch(master, job, batch, opts):
     }
     if opts.verify_timeout:
         kwargs["verify_timeout"] = opts.verify_timeout
+    if require:
+        kwargs["require_serving"] = require
     beside = gates.beside(master, job, batch, opts)
     results = master.call(batch, opts.function, kwargs, opts.call_timeout)
     ended = time.time()
-    failed, restarted, unknown = [], False, []
+    failed, restarted, unknown, refused = [], False, [], []
     for node_id in batch:
         if node_id not in results or results[node_id] is None:
             # No answer is not a failure: the node may have deployed, or died half-way.
@@ -349,6 +345,12 @@ def _run_batch(master, job, batch, opts):
         except BadAnswer:
             job = job.with_node(node_id, state="failed", error=explain(results.get(node_id)))
             failed.append(node_id)
+            continue
+        if res.outcome == REFUSED:
+            job = job.with_node(node_id, state="pending", refused=res.error)
+            _event(master, job, node_id, REFUSED)
+            master.progress(f"{node_id}: {res.error}")
+            refused.append(node_id)
             continue
         timings = res.timings.to_dict()
         job = job.with_step(node_id, "deploy", started, ended, timings=timings)
@@ -370,8 +372,8 @@ def _run_batch(master, job, batch, opts):
             f"{step} {seconds}s" for step, seconds in timings.items() if step != "total"
         )
         master.progress(f"{node_id}: {res.outcome} in {res.timings.total}s ({steps})")
-    if failed or unknown:
-        return job, failed, unknown
+    if failed or unknown or refused:
+        return job, failed, unknown, refused
     gate_started = time.time()
     early = beside.result() if beside is not None and not restarted else None
     if job.get("plan").get("mode") == client_fleet.MODE:
@@ -390,18 +392,18 @@ def _run_batch(master, job, batch, opts):
         # stay ``running`` for resume to reconcile and gate, never rolled back blind.
         for node_id in batch:
             job = job.with_node(node_id, error=gate["error"])
-        return job, [], list(batch)
+        return job, [], list(batch), []
     if not gate.get("ok"):
         master.progress(f"health gate failed after {batch}: {gate}; rolling them back")
         for node_id in batch:
             job = _rollback_node(master, job, node_id, opts, state="rolled_back")
             job = job.with_node(node_id, error=f"health gate failed: {gate}")
-        return job, list(batch), []
+        return job, list(batch), [], []
     for node_id in batch:
         job = job.with_node(node_id, state="deployed")
         _event(master, job, node_id, "gated")
     master.progress(f"health gate passed ({gate.get('seconds')}s from {gate.get('from')})")
-    return job, [], []
+    return job, [], [], []
 
 
 def _rollback_node(master, job, node_id, opts, state):

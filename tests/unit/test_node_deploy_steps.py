@@ -8,12 +8,13 @@ from __future__ import annotations
 import types
 
 import pytest
+from certdeploy_core import backup as backups
 from certdeploy_core import cassandra, errors, material, node, profiles
 from certdeploy_core import target as certdeploy_target
 from salt.exceptions import SaltInvocationError
 
 from sandbox import pki
-from tests.unit.test_health_check import install
+from tests.unit.test_health_check import closed_port, install
 
 
 class FakeProfile:
@@ -145,3 +146,15 @@ def test_bad_bundle_changes_nothing_and_activates_nothing(setup, fake, root):
     with pytest.raises(SaltInvocationError, match="cass1: chain: "):
         node.deploy(target, host, bad, skip_cross_trust=True)
     assert on_disk(target) == old.fingerprint and fake.calls == []
+
+
+def test_a_plan_node_not_serving_refuses_the_deploy_before_any_change(setup, fake):
+    target, host, old, _new, bundle = setup
+    dead = closed_port()
+    require = {"cass3": [["client", "127.0.0.1", dead], ["internode", "127.0.0.1", dead]]}
+    result = node.deploy(target, host, bundle, skip_cross_trust=True, require_serving=require)
+    assert result["outcome"] == "refused" and list(result["down"]) == ["cass3"]
+    assert f"cass3: not serving TLS (client 127.0.0.1:{dead}" in result["error"]
+    assert on_disk(target) == old.fingerprint and fake.calls == []
+    assert backups.list_backups(target.backup_dir) == []  # not even a backup was taken
+    assert node.last_record(target, host) is None
