@@ -360,7 +360,8 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     cmd += ["certdeploy.rollout", ",".join(names), "tgt_type=list", f"target={TARGET}"]
     cmd += ["nodes=cass*", f"max_parallel={PARALLEL}"]
     memory.reset()
-    started = time.monotonic()
+    failed_before = {n: fleet.status(n).get("failed", 0) for n in names}
+    started_at, started = time.time(), time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     wall = time.monotonic() - started
     peaks = dict(memory.peak)
@@ -404,10 +405,30 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
         "peak_host_used_gib": round(peaks["host_used"], 2),
         "peak_minion_processes": minion_processes,
         "app_failed_requests": sum(fleet.status(n).get("failed", 0) for n in names),
+        "app_failed_requests_before_rollout": sum(failed_before.values()),
+        "app_failures": app_failures(fleet, names, failed_before, started_at),
     }
     if not ok:
         result["stdout_tail"] = res.stdout[-3000:]
     return result
+
+
+def app_failures(fleet: Fleet, names: list[str], before: dict, started_at: float) -> dict:
+    """Each app that failed a request: how many before the rollout (start-up) and during it,
+    and its last errors, timed from the rollout's start (negative: before it)."""
+    out = {}
+    for name in names:
+        status = fleet.status(name)
+        if status.get("failed"):
+            out[name] = {
+                "before": before.get(name, 0),
+                "during": status["failed"] - before.get(name, 0),
+                "errors": [
+                    {"t": round(e["at"] - started_at, 1), "error": e["error"][:200]}
+                    for e in status.get("errors") or []
+                ],
+            }
+    return out
 
 
 def report(result: dict) -> None:
@@ -421,9 +442,12 @@ def report(result: dict) -> None:
         f"new role; per target p50 {result['per_target_p50']}s p99 {result['per_target_p99']}s; "
         f"peak PSS master {pss['master']} GiB, minions {pss['minions']} GiB "
         f"({result['peak_minion_processes']} processes), apps {pss['apps']} GiB; host used "
-        f"{result['peak_host_used_gib']} GiB; app requests failed {result['app_failed_requests']}",
+        f"{result['peak_host_used_gib']} GiB; app requests failed {result['app_failed_requests']}"
+        f" ({result['app_failed_requests_before_rollout']} of them before the rollout)",
         flush=True,
     )
+    for name, seen in result["app_failures"].items():
+        print(f"    {name}: {seen['before']} before, {seen['during']} during: {seen['errors']}")
 
 
 def main() -> int:

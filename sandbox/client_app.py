@@ -119,6 +119,10 @@ class App:
             except Exception as exc:  # noqa: BLE001 - every failure is counted
                 self.status["failed"] += 1
                 self.status["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                # The last few, timed: a bench tells start-up starvation from a rollout's.
+                recent = self.status.setdefault("errors", [])
+                recent.append({"at": round(time.time(), 3), "error": self.status["last_error"]})
+                del recent[:-5]
             i += 1
             if time.monotonic() - last_status >= 1.0:
                 self.write_status()
