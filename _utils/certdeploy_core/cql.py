@@ -71,9 +71,26 @@ def cluster(
 
 def query(hosts, ssl_context: ssl.SSLContext, statement: str, timeout: float = 15.0, **kw):
     """Run one statement against ``hosts`` only and return the rows as dicts."""
+    return query_served(hosts, ssl_context, statement, timeout, **kw)[0]
+
+
+def query_served(hosts, ssl_context: ssl.SSLContext, statement: str, timeout=15.0, **kw):
+    """``(rows, fingerprint)``: :func:`query`, plus the SHA-256 of the certificate served on
+    the very connection the statement ran on (None when the driver does not tell)."""
     driver = cluster(hosts, ssl_context, pin=True, timeout=timeout, request_timeout=timeout, **kw)
     try:
         session = driver.connect()
-        return [row._asdict() for row in session.execute(statement, timeout=timeout)]
+        result = session.execute(statement, timeout=timeout)
+        return [row._asdict() for row in result], _served(result)
     finally:
         driver.shutdown()
+
+
+def _served(result) -> str | None:
+    import hashlib
+
+    try:  # the driver's own objects (3.x): the connection that carried the request
+        der = result.response_future._connection._socket.getpeercert(binary_form=True)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return hashlib.sha256(der).hexdigest() if der else None

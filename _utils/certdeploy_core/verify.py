@@ -9,10 +9,13 @@ One poll loop. Each round opens new TLS connections, in parallel:
   their certificates against its installed truststore: what its internode connections will
   meet. (Open connections keep the old context, so a UN ring alone proves little.)
 
-When both ports serve the expected fingerprint: CQL over mTLS, then the ring over CQL
+When both ports serve the expected fingerprint: CQL over mTLS (on a connection that must have
+been served the expected certificate), then the ring over CQL
 (``system_views.gossip_info``, no JVM) until it is all UN (heartbeats measured from the
 activation's own read before it changed anything, when it took one: then one read suffices),
-then one more round that reaches every peer the ring named (up to ``PEER_SAMPLE``).
+then one more round that reaches every peer the ring named (up to ``PEER_SAMPLE``). After a
+reload the first round runs CQL and the ring read beside its handshakes instead of after them,
+and keeps them only when that round finds the expected certificate served.
 
 Deterministic, once the same signal is seen in ``CONFIRM`` rounds in a row:
 
@@ -142,24 +145,37 @@ def verify(target, host, expected: str, *, ring_rows, known=(), method=None, tim
     seeds = cyaml.seed_addresses(target.config_file)
     peers, required = _sample(seeds, self_addresses), set()  # required: ring members
     rounds = 0
-    with ThreadPoolExecutor(max_workers=len(ports) + PEER_SAMPLE) as pool:
+    with ThreadPoolExecutor(max_workers=len(ports) + PEER_SAMPLE + 2) as pool:
         while True:
             rounds += 1
+            # After a reload the new certificate is most likely served at once: the first
+            # round runs CQL and the ring read beside its handshakes (which linger for a
+            # refusal) and keeps them only if that round finds it served (:func:`_early`).
+            # A copy of this context goes with the ring read: Salt's dunders live in context
+            # variables.
+            early = (
+                {
+                    "cql": pool.submit(_cql_once, target, expected),
+                    "ring": pool.submit(
+                        contextvars.copy_context().run, _ring_once, target, host, ring_rows
+                    ),
+                }
+                if rounds == 1 and method == "reload"
+                else {}
+            )
             obs = _probe_round(pool, ports, ctx, peers, target.internode_port, peer_ctx)
             for label in ports:
                 _tally(evidence[label], obs[label], expected, started)
             evidence["peers"] = {a: _peer_entry(h) for a, h in obs["peers"].items()}
             served = all(evidence[label]["matched"] for label in ports)
-            ring_future = None
-            if served and not evidence["ring"]["ok"]:
-                # The ring read (it waits for heartbeats) beside the CQL check, not after it
-                # (a copy of this context goes with it: Salt's dunders live in context
-                # variables).
+            ring_future = early.get("ring") if served else None
+            if served and ring_future is None and not evidence["ring"]["ok"]:
+                # The ring read (it waits for heartbeats) beside the CQL check, not after it.
                 ring_future = pool.submit(
                     contextvars.copy_context().run, _ring_once, target, host, ring_rows
                 )
             if served and not evidence["cql"]["ok"]:
-                evidence["cql"] = _cql_once(target)
+                evidence["cql"] = _early(early.get("cql"), expected) or _cql_once(target, expected)
                 obs["cql_error"] = evidence["cql"].get("error")
             if ring_future is not None:
                 evidence["ring"], rows = ring_future.result()
@@ -223,10 +239,12 @@ def _peer_entry(seen: dict) -> dict:
     }
 
 
-def _cql_once(target) -> dict:
+def _cql_once(target, expected=None) -> dict:
+    """CQL over mTLS verified against the node's installed truststore; ``served`` is the
+    certificate on the connection the query ran on, which must be ``expected`` when known."""
     started = time.monotonic()
     try:
-        rows = cql.query(
+        rows, served = cql.query_served(
             [target.rpc_address],
             material.cql_context(target),
             "SELECT release_version FROM system.local",
@@ -235,11 +253,23 @@ def _cql_once(target) -> dict:
         )
     except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
+    if expected and served and served != expected:
+        return {"ok": False, "served": served, "error": f"CQL was served {short(served)}"}
     return {
         "ok": True,
         "release_version": rows[0]["release_version"],
+        "served": served,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _early(future, expected) -> dict | None:
+    """The first round's CQL check, if it proves ``expected``: it ran on a connection that
+    was served ``expected`` (and so after the reload took). None: run it again."""
+    if future is None:
+        return None
+    result = future.result()
+    return result if result.get("ok") and result.get("served") == expected else None
 
 
 def _ring_once(target, host, ring_rows) -> tuple[dict, list]:

@@ -152,3 +152,20 @@ def test_internal_error_counts_only_after_the_handshake():
     TLS 1.3 handshake (measured on the rig); elsewhere that alert is not a verdict."""
     assert probe.post_handshake_alert(_Alert("TLSV1_ALERT_INTERNAL_ERROR")) == "INTERNAL_ERROR"
     assert probe.cert_alert(_Alert("TLSV1_ALERT_INTERNAL_ERROR")) is None
+
+
+def test_the_first_rounds_cql_counts_only_if_its_connection_was_served_the_expected():
+    from concurrent.futures import Future
+
+    def done(result):
+        future = Future()
+        future.set_result(result)
+        return future
+
+    new, old = "ab" * 32, "cd" * 32
+    good = {"ok": True, "served": new, "release_version": "5.0.8"}
+    assert verifier._early(done(good), new) == good
+    assert verifier._early(done({**good, "served": old}), new) is None  # before the reload took
+    assert verifier._early(done({**good, "served": None}), new) is None  # the driver did not say
+    assert verifier._early(done({"ok": False, "error": "NoHostAvailable"}), new) is None
+    assert verifier._early(None, new) is None  # not a reload: nothing ran early
