@@ -242,12 +242,15 @@ _FACTS = {
 
 
 @_public
-def facts(target="cassandra", parts=None, probe=None, probe_parts=None, peers=None):
+def facts(
+    target="cassandra", parts=None, probe=None, probe_parts=None, peers=None, skip_cross_trust=False
+):
     """
     Several read-only facts in one round trip, for the rollout's pre-flight: ``describe``,
     ``peer_info``, ``bundle_public``, ``served`` (the certificate on both ports), ``ring``,
-    ``keyspaces`` and ``validate`` (the pending bundle against ``peers``; default: the first
-    four). Each part is what the function of that name returns, or its error as
+    ``keyspaces`` and ``validate`` (the pending bundle against ``peers``, or with
+    ``skip_cross_trust``; default: the first four). Each part is what the function of that
+    name returns, or its error as
     ``"ERROR: ..."``; ``ring`` and ``keyspaces`` run side by side. ``probe_parts`` are added
     on the minion named ``probe`` only, if it is a cluster node: one round trip gives every
     node's facts and one node's view of the cluster. Changes nothing.
@@ -279,7 +282,11 @@ def facts(target="cassandra", parts=None, probe=None, probe_parts=None, peers=No
         try:
             if part == "validate":  # what certdeploy.validate answers, with ``peers``
                 return certdeploy_node.validate(
-                    tgt, _face().bundle(tgt), peers=peers, host=_face().host()
+                    tgt,
+                    _face().bundle(tgt),
+                    peers=peers,
+                    skip_cross_trust=skip_cross_trust,
+                    host=_face().host(),
                 )
             return _FACTS[part](tgt)
         except (CommandExecutionError, SaltInvocationError, OSError) as exc:

@@ -75,7 +75,7 @@ def validate(
         _check_key_usage(bundle),
         _check_signature(bundle),
         eku_finding,
-        _check_cross_trust(bundle, node, peers, skip_cross_trust, now),
+        cross_trust(bundle, node, peers, skip_cross_trust, now),
     ]
 
 
@@ -374,8 +374,10 @@ def _check_eku(bundle: cb.Bundle, wanted: tuple[str, ...] = NODE_EKU) -> dict:
     return finding("eku", True, f"extendedKeyUsage has {' and '.join(wanted)}")
 
 
-def _check_cross_trust(bundle: cb.Bundle, node: str, peers, skip: bool, now) -> dict:
-    """Would the cluster still talk after this node swaps its cert and truststore?
+def cross_trust(bundle: cb.Bundle, node: str, peers, skip: bool = False, now=None) -> dict:
+    """Would the cluster still talk after this node swaps its cert and truststore? Public
+    material only (the bundle's key is not read): the rollout's pre-flight runs it on the
+    master, for the whole plan.
 
     (1) the new truststore must trust each peer's current chain (this node as server and
     client); (2) each peer's current truststore must trust the new chain.
@@ -389,6 +391,7 @@ def _check_cross_trust(bundle: cb.Bundle, node: str, peers, skip: bool, now) -> 
             "peers were not given, so cross-trust with the cluster is unchecked",
             "pass peers=[{node, chain_pem, trust_pem}, ...] or skip_cross_trust=True",
         )
+    now = cb.as_utc(now)
     failures, fixes, unreadable = [], [], []
     for index, peer in enumerate(peers):
         name = (

@@ -2,7 +2,8 @@
 
 Every target answers and describes itself; one kind of target per rollout; the ring is all UN
 and the keyspaces' replication is known (for the planner); every pending bundle validates on
-its node against every node's current *and* future material (mid-rollout both coexist); no
+its node, and trusts and is trusted by every node's current *and* future material (mid-rollout
+both coexist; judged here from public material); no
 other rollout holds the cluster's lock. The answers come in few round trips
 (``certdeploy.facts``). Also the helpers the rollout shares with it for reading minions'
 answers. No Salt dunders.
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from . import client_fleet, profiles
+from . import bundle as cb
+from . import checks, client_fleet, profiles
 from . import job as jobs
 
 
@@ -79,16 +81,18 @@ def preflight(master, minions: list[str], opts) -> dict:
     validations = {}
     if not problems:
         # Cross-trust for the whole plan: every new bundle against every node's current
-        # *and* future material, because mid-rollout old and new certificates coexist.
+        # *and* future material, because mid-rollout old and new certificates coexist. The
+        # nodes validated their bundles in the facts round trip; public material suffices
+        # for cross-trust, so it is judged here.
         peers = [{"node": f"{m} (current)", **pick(current[m])} for m in minions] + [
             {"node": f"{m} (new)", **pick(pending[m])} for m in minions
         ]
-        validations = master.call(minions, "certdeploy.validate", {**kw, "peers": peers}, 120)
         for m in minions:
-            report = validations.get(m)
+            report = facts["validate"].get(m)
             if not answered(report):
                 problems.append(f"{m}: validation error: {explain(report)}")
                 continue
+            report = validations[m] = with_cross_trust(report, pending[m], peers)
             for finding in report["findings"]:
                 if not finding["ok"]:
                     problems.append(
@@ -131,7 +135,8 @@ def _facts(master, minions: list[str], opts, kw: dict, probe_node: str) -> dict:
         # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
         master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
         if not opts.nodes:
-            facts = gather(master, minions, NODE_PARTS, kw, 120)
+            parts, skip = (*NODE_PARTS, "validate"), {"skip_cross_trust": True}
+            facts = gather(master, minions, parts, {**kw, **skip}, 120)
             view = side.result()
             return {**facts, **{part: view[part] for part in CLUSTER_PARTS}}
         node_info = side.result()
@@ -204,6 +209,18 @@ def kind(entry: dict) -> str:
     """What one rollout may not mix: a containerised node is still a node."""
     profile = entry.get("profile", "cassandra")
     return f"{profile}:{entry.get('runs')}" if profile == "container" else profile
+
+
+def with_cross_trust(report: dict, pending: dict, peers: list[dict]) -> dict:
+    """A node's validation report (made with ``skip_cross_trust``) with its cross-trust
+    finding judged here, from the pending bundle's public half, against ``peers``."""
+    node = pending.get("node") or report.get("node")
+    certs = cb.load_certs(pending["chain_pem"], node, "chain_pem")
+    trust = cb.load_certs(pending["trust_pem"], node, "trust_pem")
+    public = cb.Bundle(cert=certs[0], key=None, chain=tuple(certs[1:]), trust=tuple(trust))
+    judged = checks.cross_trust(public, node, peers)
+    findings = [judged if f["check"] == "cross_trust" else f for f in report["findings"]]
+    return {**report, "findings": findings, "valid": all(f["ok"] for f in findings)}
 
 
 def pick(info: dict) -> dict:
