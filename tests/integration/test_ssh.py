@@ -289,6 +289,8 @@ def test_7_a_host_key_mismatch_is_refused_before_anything_is_sent(agentless):
     known_hosts = Path(salt.config.master_config(str(agentless.etc / "master"))["known_hosts_file"])
     original = known_hosts.read_text()
     impostor = agentless.rig.root / "ssh" / "impostor"
+    for stale in (impostor, impostor.with_suffix(".pub")):  # a reused rig keeps the last pair
+        stale.unlink(missing_ok=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
     host, _ = original.split(" ", 1)
     sshd.close_masters(agentless.rig.root)  # a live ControlMaster would skip the key check
