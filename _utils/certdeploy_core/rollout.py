@@ -373,6 +373,15 @@ def _run_batch(master, job, batch, opts, require=None):
         )
         master.progress(f"{node_id}: {res.outcome} in {res.timings.total}s ({steps})")
     if failed or unknown or refused:
+        # The batch's other nodes deployed and verified (their minion proved it): they are
+        # deployed, so that rollback_all takes them back too and the report counts them; no
+        # gate judged them, since the batch failed elsewhere.
+        for node_id in batch:
+            if (
+                node_id not in (*failed, *unknown, *refused)
+                and job.nodes[node_id].get("outcome") == "deployed"
+            ):
+                job = job.with_node(node_id, state="deployed", note="not gated: batch failed")
         return job, failed, unknown, refused
     gate_started = time.time()
     early = beside.result() if beside is not None and not restarted else None

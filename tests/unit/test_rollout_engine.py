@@ -279,3 +279,21 @@ def test_a_node_already_serving_its_pending_leaf_on_both_ports_is_left_alone():
     served["cass2"] = {"client": NEW["cass2"], "internode": OLD["cass2"]}
     del served["cass3"]
     assert preflight.already_serving(list(NODES), pending, served) == []
+
+
+@pytest.mark.parametrize("policy", ["rollback_node", "rollback_all"])
+def test_a_failure_in_a_batch_leaves_its_verified_siblings_deployed(tmp_path, policy):
+    """A batch of two: cass2 fails, cass1 deployed and verified. cass1 is ``deployed`` (not
+    left ``running``), so rollback_all takes it back as well."""
+    bad = {"outcome": "rolled_back", "error": "cass2: verification failed", "timings": {"total": 9}}
+    fake = FakeMaster(tmp_path, fail={("certdeploy.deploy", "cass2"): bad})
+    job = new_job(fake, batches=(["cass1", "cass2"], ["cass3"]))
+    job = rollout.execute(fake.master(), job, rollout.Options(on_failure=policy), checked=True)
+    assert job.get("failed_nodes") == ["cass2"]
+    if policy == "rollback_node":
+        assert states(job) == {"cass1": "deployed", "cass2": "rolled_back", "cass3": "skipped"}
+        assert job.nodes["cass1"]["note"] == "not gated: batch failed"
+        assert fake.called("certdeploy.rollback") == []
+    else:
+        assert states(job) == {"cass1": "rolled_back", "cass2": "rolled_back", "cass3": "skipped"}
+        assert fake.called("certdeploy.rollback") == ["cass1"]
