@@ -75,15 +75,16 @@ def validate(target="cassandra", peers=None, skip_cross_trust=False):
 
         salt cass2 certdeploy.validate skip_cross_trust=True
     """
-    tgt = _face().target(target)
+    face = _face()
+    tgt = face.target(target)
     result = certdeploy_node.validate(
         tgt,
-        _face().bundle(tgt),
+        face.bundle(tgt),
         peers=peers,
         skip_cross_trust=skip_cross_trust,
-        host=_face().host(),
+        host=face.host(),
     )
-    _face().failed(result["valid"])
+    face.failed(result["valid"])
     return result
 
 
@@ -114,8 +115,9 @@ def install(target="cassandra", test=False):
 
         salt cass2 certdeploy.install test=True
     """
-    tgt = _face().target(target)
-    return certdeploy_node.install(tgt, _face().bundle(tgt), test=test)
+    face = _face()
+    tgt = face.target(target)
+    return certdeploy_node.install(tgt, face.bundle(tgt), test=test)
 
 
 @_public
@@ -146,9 +148,10 @@ def activate(target="cassandra", method="auto", restart_required=False):
 
         salt cass2 certdeploy.activate method=reload
     """
-    tgt = _face().target(target)
+    face = _face()
+    tgt = face.target(target)
     return certdeploy_node.activate(
-        tgt, _face().host(), method=method, restart_required=restart_required
+        tgt, face.host(), method=method, restart_required=restart_required
     )
 
 
@@ -165,11 +168,12 @@ def verify(target="cassandra", expected=None, timeout=None):
 
         salt cass2 certdeploy.verify
     """
-    tgt = _face().target(target)
+    face = _face()
+    tgt = face.target(target)
     if expected is None:
         expected = (certdeploy_material.on_disk(tgt)["keystore"] or {}).get("fingerprint")
-    result = certdeploy_node.verify(tgt, _face().host(), expected, timeout=timeout)
-    _face().failed(result["ok"])
+    result = certdeploy_node.verify(tgt, face.host(), expected, timeout=timeout)
+    face.failed(result["ok"])
     return result
 
 
@@ -185,13 +189,12 @@ def rollback(target="cassandra", backup_id=None, method="auto", timeout=None):
 
         salt cass2 certdeploy.rollback backup_id=20261126T201500123456Z
     """
-    tgt = _face().target(target)
-    result = certdeploy_node.rollback(
-        tgt, _face().host(), backup_id, method=method, timeout=timeout
-    )
+    face = _face()
+    tgt = face.target(target)
+    result = certdeploy_node.rollback(tgt, face.host(), backup_id, method=method, timeout=timeout)
     outcome = "rolled_back" if result["verified"] else "failed"
-    _face().fire(tgt, outcome, {"outcome": outcome, "backup_id": result["backup_id"]})
-    _face().failed(result["verified"])
+    face.fire(tgt, outcome, {"outcome": outcome, "backup_id": result["backup_id"]})
+    face.failed(result["verified"])
     return result
 
 
@@ -220,21 +223,22 @@ def deploy(
         salt cass2 certdeploy.deploy skip_cross_trust=True
         salt cass2 certdeploy.deploy method=restart peers='[...]'
     """
-    tgt = _face().target(target)
+    face = _face()
+    tgt = face.target(target)
     result = certdeploy_node.deploy(
         tgt,
-        _face().host(),
-        _face().bundle(tgt),
+        face.host(),
+        face.bundle(tgt),
         method=method,
         peers=peers,
         skip_cross_trust=skip_cross_trust,
         verify_timeout=verify_timeout,
         require_serving=require_serving,
     )
-    _face().fire(tgt, *certdeploy_result.node_event(result))
+    face.fire(tgt, *certdeploy_result.node_event(result))
     if result["outcome"] == "rollback_failed":
         log.error("certdeploy: %s ROLLBACK FAILED: %s", tgt.node, result.get("rollback"))
-    _face().failed(result["outcome"] == "deployed")
+    face.failed(result["outcome"] == "deployed")
     return result
 
 
@@ -261,7 +265,8 @@ def trust_update(
 
         salt cass2 certdeploy.trust_update add='["-----BEGIN CERTIFICATE-----..."]'
     """
-    tgt = _face().target(target)
+    face = _face()
+    tgt = face.target(target)
     key, cert, chain = certdeploy_material.open_current_keystore(tgt)
     trust = certdeploy_trust.updated(
         certdeploy_material.current_trust(tgt), add=add, remove=remove, node=tgt.node
@@ -269,15 +274,15 @@ def trust_update(
     bundle = certdeploy_bundle.Bundle(cert=cert, key=key, chain=tuple(chain), trust=tuple(trust))
     result = certdeploy_node.deploy(
         tgt,
-        _face().host(),
+        face.host(),
         bundle,
         method=method,
         skip_cross_trust=True,
         verify_timeout=verify_timeout,
     )
     result["trust"] = sorted(certdeploy_bundle.fingerprint(ca) for ca in trust)
-    _face().fire(tgt, *certdeploy_result.node_event(result))
-    _face().failed(result["outcome"] == "deployed")
+    face.fire(tgt, *certdeploy_result.node_event(result))
+    face.failed(result["outcome"] == "deployed")
     return result
 
 
@@ -293,8 +298,9 @@ def plan(target="cassandra"):
 
         salt cass2 certdeploy.plan
     """
-    tgt = _face().target(target)
-    return certdeploy_node.plan(tgt, _face().bundle(tgt))
+    face = _face()
+    tgt = face.target(target)
+    return certdeploy_node.plan(tgt, face.bundle(tgt))
 
 
 @_public
@@ -312,10 +318,11 @@ def recover(target="cassandra", timeout=None):
 
         salt cass2 certdeploy.recover
     """
-    tgt = _face().target(target)
-    result = certdeploy_node.recover(tgt, _face().host(), timeout=timeout)
+    face = _face()
+    tgt = face.target(target)
+    result = certdeploy_node.recover(tgt, face.host(), timeout=timeout)
     if result["interrupted"]:
         outcome = "recovered" if result["verified"] else "failed"
-        _face().fire(tgt, outcome, {"outcome": outcome, "action": result["action"]})
-    _face().failed(result["verified"])
+        face.fire(tgt, outcome, {"outcome": outcome, "action": result["action"]})
+    face.failed(result["verified"])
     return result

@@ -93,7 +93,8 @@ def status(target="cassandra"):
 
         salt 'cass*' certdeploy.status
     """
-    return certdeploy_node.status(_face().target(target), _face().host())
+    face = _face()
+    return certdeploy_node.status(face.target(target), face.host())
 
 
 @_public
@@ -111,12 +112,13 @@ def health(target="cassandra", warn_days=30, timeout=3):
 
         salt 'cass*' certdeploy.health warn_days=30
     """
-    tgt = _face().target(target)
-    record = certdeploy_node.last_record(tgt, _face().host()) or {}
+    face = _face()
+    tgt = face.target(target)
+    record = certdeploy_node.last_record(tgt, face.host()) or {}
     result = certdeploy_node.health(
         tgt, record.get("expected_fingerprint"), warn_days=float(warn_days), timeout=float(timeout)
     )
-    pillar = _face().settings()
+    pillar = face.settings()
     return {
         **result,
         "cluster": pillar.get("cluster"),
@@ -151,7 +153,8 @@ def describe(target="cassandra"):
 
         salt 'cass*' certdeploy.describe
     """
-    return _describe(_face().target(target))
+    face = _face()
+    return _describe(face.target(target))
 
 
 def _describe(tgt):
@@ -176,7 +179,8 @@ def bundle_public(target="cassandra"):
 
         salt 'cass*' certdeploy.bundle_public
     """
-    return _bundle_public(_face().target(target))
+    face = _face()
+    return _bundle_public(face.target(target))
 
 
 def _bundle_public(tgt):
@@ -203,8 +207,9 @@ def ring(target="cassandra"):
 
         salt cass1 certdeploy.ring
     """
-    tgt = _face().target(target)
-    return certdeploy_cassandra.ring_rows(tgt, _face().host())
+    face = _face()
+    tgt = face.target(target)
+    return certdeploy_cassandra.ring_rows(tgt, face.host())
 
 
 @_public
@@ -218,7 +223,8 @@ def keyspaces(target="cassandra"):
 
         salt cass1 certdeploy.keyspaces
     """
-    return _keyspaces(_face().target(target))
+    face = _face()
+    return _keyspaces(face.target(target))
 
 
 def _keyspaces(tgt):
@@ -263,6 +269,7 @@ def facts(
         salt cass1 certdeploy.facts parts='[ring, keyspaces]'
         salt 'cass*' certdeploy.facts probe=cass1 probe_parts='[ring, keyspaces]'
     """
+    face = _face()
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
@@ -271,11 +278,11 @@ def facts(
     unknown = [p for p in wanted + extra if p not in _FACTS and p != "validate"]
     if unknown:
         raise SaltInvocationError(
-            f"{_face().minion_id}: facts: unknown parts {unknown}. Fix: use "
+            f"{face.minion_id}: facts: unknown parts {unknown}. Fix: use "
             f"{sorted([*_FACTS, 'validate'])}"
         )
-    tgt = _face().target(target)
-    if probe == _face().minion_id and certdeploy_profiles.trait(tgt, "FLEET") == "cluster":
+    tgt = face.target(target)
+    if probe == face.minion_id and certdeploy_profiles.trait(tgt, "FLEET") == "cluster":
         wanted += [p for p in extra if p not in wanted]
 
     def one(part):
@@ -283,10 +290,10 @@ def facts(
             if part == "validate":  # what certdeploy.validate answers, with ``peers``
                 return certdeploy_node.validate(
                     tgt,
-                    _face().bundle(tgt),
+                    face.bundle(tgt),
                     peers=peers,
                     skip_cross_trust=skip_cross_trust,
-                    host=_face().host(),
+                    host=face.host(),
                 )
             return _FACTS[part](tgt)
         except (CommandExecutionError, SaltInvocationError, OSError) as exc:
@@ -326,10 +333,11 @@ def health_gate(
 
         salt cass1 certdeploy.health_gate expect='{"127.0.0.2": "<sha256>"}'
     """
-    tgt = _face().target(target)
+    face = _face()
+    tgt = face.target(target)
     result = certdeploy_gate.gate(
         tgt,
-        _face().host(),
+        face.host(),
         dict(expect),
         keyspace=keyspace,
         replication=replication,
@@ -337,7 +345,7 @@ def health_gate(
         settle=float(settle),
         wait_served=float(wait_served),
     )
-    _face().failed(result["ok"])
+    face.failed(result["ok"])
     return result
 
 
@@ -355,15 +363,17 @@ def compliance(target="cassandra", allowed_issuers=None, expected_cas=None, min_
 
         salt 'cass*' certdeploy.compliance min_days=30
     """
-    tgt = _face().target(target)
-    record = certdeploy_node.last_record(tgt, _face().host()) or {}
+    face = _face()
+    tgt = face.target(target)
+    host = face.host()
+    record = certdeploy_node.last_record(tgt, host) or {}
     result = certdeploy_compliance.check_node(
         tgt,
         record,
-        host=_face().host(),
+        host=host,
         allowed_issuers=allowed_issuers,
         expected_cas=expected_cas,
         min_days=min_days,
     )
-    _face().failed(result["ok"])
+    face.failed(result["ok"])
     return result
