@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -70,6 +71,7 @@ class Memory(threading.Thread):
         super().__init__(daemon=True)
         self.salt_dir = str(rig_root / "salt")
         self.scale_dir = str(rig_root / "scale")
+        self.nodes_dir = str(rig_root / "nodes")
         self.peak = {"master": 0.0, "minions": 0.0, "apps": 0.0, "host_used": 0.0}
         self.processes = {"minions": 0}
         self.halt = threading.Event()
@@ -77,6 +79,8 @@ class Memory(threading.Thread):
     def kind(self, cmdline: str) -> str | None:
         if "salt-master" in cmdline and self.salt_dir in cmdline:
             return "master"
+        if "CassandraDaemon" in cmdline and self.nodes_dir in cmdline:
+            return "cassandra"
         if "salt-minion" in cmdline and f"{self.salt_dir}/app" in cmdline:
             return "minions"
         if "sandbox.client_app" in cmdline and self.scale_dir in cmdline:
@@ -92,7 +96,7 @@ class Memory(threading.Thread):
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 kind = self.kind(cmdline)
-                if kind is None:
+                if kind not in sums:
                     continue
                 for line in (entry / "smaps_rollup").read_text().splitlines():
                     if line.startswith("Pss:"):
@@ -110,6 +114,27 @@ class Memory(threading.Thread):
         }
         used = (meminfo["MemTotal"] - meminfo["MemAvailable"]) / 2**20
         self.peak["host_used"] = max(self.peak["host_used"], used)
+
+    def cpu(self) -> dict:
+        """CPU seconds so far, by kind: each process's own and its reaped children's (a
+        minion's job processes are forked and reaped by the minion), and the host's busy
+        time; the difference of two snapshots is the CPU a span of work cost."""
+        tick = os.sysconf("SC_CLK_TCK")
+        sums = dict.fromkeys(("master", "minions", "apps", "cassandra"), 0.0)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                kind = self.kind((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                if kind is None:
+                    continue
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            sums[kind] += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        busy = [int(f) for f in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        sums["host_busy"] = (sum(busy) - busy[3] - busy[4]) / tick  # all but idle and iowait
+        return sums
 
     def run(self) -> None:
         while not self.halt.is_set():
@@ -351,6 +376,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     gen = f"r{run}"
     fleet.next_generation(names, gen)
@@ -361,9 +391,12 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     cmd += ["nodes=cass*", f"max_parallel={PARALLEL}"]
     memory.reset()
     failed_before = {n: fleet.status(n).get("failed", 0) for n in names}
+    cpu_before, runner_before = memory.cpu(), _children_cpu()
     started_at, started = time.time(), time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     wall = time.monotonic() - started
+    cpu = {k: round(v - cpu_before[k], 1) for k, v in memory.cpu().items()}
+    cpu["salt-run"] = round(_children_cpu() - runner_before, 1)
     peaks = dict(memory.peak)
     minion_processes = memory.processes["minions"]
     new = sorted(set(jobs_dir.glob("*.json")) - before)
@@ -401,6 +434,8 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
         "per_target_max": round(max(per_target), 2) if per_target else None,
         "batches": [round(end - start, 1) for start, end in batches],
         "preflight": (job.get("preflight") or {}).get("seconds"),
+        "cpu_seconds": cpu,
+        "cpu_available": round(wall * (os.cpu_count() or 1), 1),
         "peak_pss_gib": {k: round(v, 2) for k, v in peaks.items() if k != "host_used"},
         "peak_host_used_gib": round(peaks["host_used"], 2),
         "peak_minion_processes": minion_processes,
@@ -444,6 +479,11 @@ def report(result: dict) -> None:
         f"({result['peak_minion_processes']} processes), apps {pss['apps']} GiB; host used "
         f"{result['peak_host_used_gib']} GiB; app requests failed {result['app_failed_requests']}"
         f" ({result['app_failed_requests_before_rollout']} of them before the rollout)",
+        flush=True,
+    )
+    print(
+        f"  CPU seconds during the rollout (of {result['cpu_available']} the cores had): "
+        + ", ".join(f"{k} {v}" for k, v in result["cpu_seconds"].items()),
         flush=True,
     )
     for name, seen in result["app_failures"].items():

@@ -196,8 +196,8 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None, 
     if not evidence["problems"]:
         among = app_roles(target)
 
-        def seen():
-            rows = clients.connections(target.hosts(), _reader_context(target))
+        def seen(readers):
+            rows = readers.read()
             if not target.pid_command:
                 return rows
             own = _own_endpoints(target, host, evidence)
@@ -207,7 +207,8 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None, 
             ok, _ = clients.only_under(value, role, among)
             return ok
 
-        polled = poll(seen, timeout=timeout, done=moved, interval=0.5)
+        with clients.Readers(target.contact_points, _reader_context(target)) as readers:
+            polled = poll(lambda: seen(readers), timeout=timeout, done=moved, interval=0.5)
         ok, problems = clients.only_under(polled.value or {}, role, among)
         evidence["connections"] = clients.roles(polled.value or {}, among)
         evidence["seconds_to_new_role"] = polled.seconds if ok else None

@@ -11,26 +11,69 @@ from __future__ import annotations
 from . import cql
 
 COLUMNS = "address, port, username, driver_name, ssl_protocol, connection_stage"
+QUERY = f"SELECT {COLUMNS} FROM system_views.clients"
+
+
+class Readers:
+    """One pinned session per host, opened on the first :meth:`read` and kept for the next
+    ones: a verification that polls the table every half second then costs one query per host
+    and round, not a new TLS connection and login each time. A host whose read fails is closed
+    and opened afresh on the next read. ``hosts``: names, or ``(host, port)`` pairs (a name
+    alone uses ``port``). Use it as a context manager."""
+
+    def __init__(self, hosts, ssl_context, port: int = 9042, timeout: float = 10.0):
+        pairs = [(h, port) if isinstance(h, str) else (h[0], int(h[1])) for h in hosts]
+        self.ports = dict(pairs)
+        self.hosts = [h for h, _ in pairs]
+        self.ssl_context, self.timeout = ssl_context, timeout
+        self.open: dict = {}  # host -> (driver cluster, session)
+
+    def _session(self, host):
+        if host not in self.open:
+            driver = cql.cluster(
+                [host], self.ssl_context, port=self.ports[host], pin=True,
+                timeout=self.timeout, request_timeout=self.timeout,
+            )  # fmt: skip
+            try:
+                self.open[host] = (driver, driver.connect())
+            except Exception:
+                driver.shutdown()
+                raise
+        return self.open[host][1]
+
+    def read(self) -> dict:
+        """``{host: [row, ...]}`` (rows as dicts; ``address`` as text). A host that cannot be
+        asked maps to ``{"error": "..."}``."""
+        seen: dict = {}
+        for host in self.hosts:
+            try:
+                rows = self._session(host).execute(QUERY, timeout=self.timeout)
+                seen[host] = [{**row._asdict(), "address": str(row.address)} for row in rows]
+            except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
+                seen[host] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+                self._drop(host)
+        return seen
+
+    def _drop(self, host) -> None:
+        driver, _ = self.open.pop(host, (None, None))
+        if driver is not None:
+            driver.shutdown()
+
+    def close(self) -> None:
+        for host in list(self.open):
+            self._drop(host)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def connections(hosts, ssl_context, port: int = 9042, timeout: float = 10.0) -> dict:
-    """``{host: [row, ...]}`` (rows as dicts; ``address`` as text). A host that cannot be
-    asked maps to ``{"error": "..."}``."""
-    seen: dict = {}
-    for host in hosts:
-        try:
-            rows = cql.query(
-                [host],
-                ssl_context,
-                f"SELECT {COLUMNS} FROM system_views.clients",
-                timeout=timeout,
-                port=port,
-            )
-        except Exception as exc:  # noqa: BLE001 - the driver raises many types; all mean "no"
-            seen[host] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
-            continue
-        seen[host] = [{**row, "address": str(row["address"])} for row in rows]
-    return seen
+    """One read of every host (see :meth:`Readers.read`)."""
+    with Readers(hosts, ssl_context, port, timeout) as readers:
+        return readers.read()
 
 
 def scoped(seen: dict, endpoints) -> dict:
