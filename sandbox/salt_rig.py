@@ -154,10 +154,19 @@ def write_pillar_file(rig: Path, minion_id: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _daemon_env() -> dict:
+    """The environment of the rig's Salt daemons: this one, but caching bytecode as a Salt
+    host does. This box sets ``PYTHONDONTWRITEBYTECODE=1`` for every process; inherited, it
+    made every minion job compile certdeploy's modules from source (~0.1 s of CPU a job, which
+    a 100-minion bench multiplies on 2 cores)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _spawn(argv: list[str], log: Path) -> int:
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
+            env=_daemon_env(),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -146,12 +146,23 @@ def _health(target, host) -> dict:
     return {"ok": res["retcode"] == 0, "retcode": res["retcode"], "output": out}
 
 
+PID_RECHECK_SECONDS = 5.0  # how long a verification trusts the pids pid_command printed
+
+
 def _own_endpoints(target, host, evidence) -> set | None:
     """The ``(address, port)`` of the app process's sockets, from ``pid_command``; ``None`` (and
-    a problem in ``evidence``) when the pid cannot be had."""
+    a problem in ``evidence``) when the pid cannot be had. Within one verification the pids are
+    asked again only when one is gone or ``PID_RECHECK_SECONDS`` have passed, not every round
+    (``pid_command`` is a process of its own, and the rounds come every half second)."""
+    cached, asked = evidence.get("pids"), evidence.get("_pids_at", float("-inf"))
+    if cached and time.monotonic() - asked < PID_RECHECK_SECONDS:
+        try:
+            return sockets.endpoints(cached)
+        except OSError:
+            pass  # gone (a restart): ask pid_command again
     res = host.run(list(target.pid_command), target.cwd, 30)
     pids = [int(w) for w in (res.get("stdout") or "").split() if w.isdigit() and int(w) > 0]
-    evidence["pids"] = pids
+    evidence["pids"], evidence["_pids_at"] = pids, time.monotonic()
     try:
         if res["retcode"] != 0 or not pids:
             raise OSError(f"pid_command exited {res['retcode']}, printed {res.get('stdout')!r}")
@@ -159,6 +170,7 @@ def _own_endpoints(target, host, evidence) -> set | None:
         evidence.pop("pid_error", None)  # an earlier round's (e.g. mid-restart) is over
         return own
     except OSError as exc:
+        evidence["pids"] = []
         evidence["pid_error"] = f"{target.node}: {target.name}: {exc}"[:300]
         return None
 
@@ -208,7 +220,9 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None, 
             return ok
 
         with clients.Readers(target.contact_points, _reader_context(target)) as readers:
-            polled = poll(lambda: seen(readers), timeout=timeout, done=moved, interval=0.5)
+            polled = poll(
+                lambda: seen(readers), timeout=timeout, done=moved, interval=0.5, max_interval=2
+            )
         ok, problems = clients.only_under(polled.value or {}, role, among)
         evidence["connections"] = clients.roles(polled.value or {}, among)
         evidence["seconds_to_new_role"] = polled.seconds if ok else None
@@ -219,6 +233,7 @@ def verify(target, host, expected: str, *, known=(), method=None, timeout=None, 
                 "instances'. Fix: pid_command must print the app's pid, and the minion must be "
                 "allowed to read /proc/<pid>/fd"
             )
+    evidence.pop("_pids_at", None)
     evidence["health"] = _health(target, host)
     if not evidence["health"]["ok"]:
         evidence["problems"].append(f"health check failed: {evidence['health']}")

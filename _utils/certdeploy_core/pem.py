@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import NamedTuple
 
 from cryptography import x509
@@ -37,6 +38,12 @@ _KEY_LABELS = (
     "DSA PRIVATE KEY",
 )
 _CERT_LABEL = "CERTIFICATE"
+# SHA-256 digests of key blocks this process has already loaded with the full RSA consistency
+# check (~40 ms for RSA-2048): one deployment reads the same installed key up to seven times
+# (validate, on_disk, matches, evidence, login). A later load of the very same bytes skips the
+# check. Only digests are kept, never a key; bounded.
+_CHECKED: set[bytes] = set()
+_CHECKED_MAX = 64
 _PEM_FIX = "copy the complete PEM again, from the -----BEGIN line to the -----END line"
 
 # PKCS#12 object identifiers (DER content bytes) used to count key entries.
@@ -300,6 +307,17 @@ def _passphrase_bytes(passphrase, node: str, pass_field: str) -> bytes | None:
     raise bad_input(node, pass_field, "is not a string", f"set {pass_field} to the passphrase text")
 
 
+def _load_pem_key(data: bytes, password: bytes | None):
+    digest = hashlib.sha256(data).digest()
+    key = serialization.load_pem_private_key(
+        data, password, unsafe_skip_rsa_key_validation=digest in _CHECKED
+    )
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED.add(digest)
+    return key
+
+
 def _decrypt_key(block: _Block, password: bytes | None, node, field, pass_field):
     # Every failure below is raised "from None": the library's text is not chained into logs.
     if block.encrypted and password is None:
@@ -312,7 +330,7 @@ def _decrypt_key(block: _Block, password: bytes | None, node, field, pass_field)
     # A passphrase given for a plain key is ignored: it cannot change which key this is.
     password = password if block.encrypted else None
     try:
-        key = serialization.load_pem_private_key(block.text.encode("ascii"), password)
+        key = _load_pem_key(block.text.encode("ascii"), password)
     except UnsupportedAlgorithm:
         raise bad_input(
             node, field, "uses an unsupported key algorithm or encryption", key_type_fix()

@@ -24,12 +24,15 @@ def poll(
     *,
     timeout: float,
     interval: float = 1.0,
+    max_interval: float | None = None,
     done: Callable[[Any], bool] = bool,
     errors: tuple = (Exception,),
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Polled:
-    """At least one attempt; ``errors`` raised by ``check`` count as "not yet"."""
+    """At least one attempt; ``errors`` raised by ``check`` count as "not yet". With
+    ``max_interval`` the wait grows by half after every attempt, up to that: a check that
+    costs something is asked often at first and less often the longer the wait."""
     started = clock()
     attempts, value, error = 0, None, None
     while True:
@@ -43,4 +46,6 @@ def poll(
             return Polled(True, value, None, attempts, round(elapsed, 3))
         if elapsed >= timeout:
             return Polled(False, value, error, attempts, round(elapsed, 3))
-        sleep(interval)
+        sleep(min(interval, max(0.0, timeout - elapsed)))
+        if max_interval is not None:
+            interval = min(max_interval, interval * 1.5)

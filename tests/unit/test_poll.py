@@ -46,3 +46,17 @@ def test_unlisted_errors_propagate():
     except KeyError:
         return
     raise AssertionError("a bug must not be retried")
+
+
+def test_the_wait_grows_to_max_interval_and_stops_at_the_timeout():
+    clock, asked = Clock(), []
+
+    def check():
+        asked.append(clock.now)
+        return False
+
+    got = poll(check, timeout=6, interval=0.5, max_interval=2, clock=clock, sleep=clock.sleep)
+    gaps = [round(b - a, 3) for a, b in zip(asked, asked[1:], strict=False)]
+    # 0.5, then half as much again each time, capped at 2; the last wait ends at the timeout
+    assert gaps == [0.5, 0.75, 1.125, 1.688, 1.938]
+    assert not got.ok and got.seconds == 6.0 and got.attempts == 6
