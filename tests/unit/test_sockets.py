@@ -69,3 +69,40 @@ def test_scoped_keeps_only_the_process_rows_and_unreadable_hosts():
     }
     got = clients.scoped(seen, {("127.0.0.1", 5000)})
     assert got == {"10.0.0.1": [seen["10.0.0.1"][0]], "10.0.0.2": {"error": "down"}}
+
+
+class _Host:
+    """A host whose ``pid_command`` prints the pid of a real child process, counting calls."""
+
+    def __init__(self, pid):
+        self.pid, self.calls = pid, 0
+
+    def run(self, argv, cwd, timeout):
+        self.calls += 1
+        return {"retcode": 0, "stdout": f"{self.pid}\n"}
+
+
+def test_a_verification_asks_pid_command_again_only_when_the_pid_is_gone_or_stale(tmp_path):
+    from certdeploy_core import client
+
+    target = type("T", (), {"pid_command": ("app-pid",), "cwd": None, "node": "a", "name": "t"})
+    first = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
+    host, evidence = _Host(first.pid), {}
+    try:
+        for _ in range(3):  # three poll rounds: one pid_command
+            assert client._own_endpoints(target, host, evidence) is not None
+        assert host.calls == 1 and evidence["pids"] == [first.pid]
+        evidence["_pids_at"] -= client.PID_RECHECK_SECONDS  # stale: asked again
+        client._own_endpoints(target, host, evidence)
+        assert host.calls == 2
+    finally:
+        first.stdin.close()
+        first.wait(10)
+    second = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
+    try:
+        host.pid = second.pid  # the app restarted: its old pid is gone, so ask again
+        assert client._own_endpoints(target, host, evidence) is not None
+        assert host.calls == 3 and evidence["pids"] == [second.pid]
+    finally:
+        second.stdin.close()
+        second.wait(10)
