@@ -415,6 +415,8 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
         answer = _last_json(res.stdout) or {}
     except ValueError:
         answer = {}
+    if not isinstance(answer, dict):  # the runner refused or raised: its message
+        answer = {"status": "error", "message": str(answer)[:2000]}
     # The rollout's return: its status and retcode (it has no "ok").
     ok = answer.get("status") == "succeeded" and answer.get("retcode") == 0 and not res.returncode
     result = {
@@ -445,6 +447,7 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     }
     if not ok:
         result["stdout_tail"] = res.stdout[-3000:]
+        result["runner_message"] = answer.get("message")
     return result
 
 
@@ -486,6 +489,8 @@ def report(result: dict) -> None:
         + ", ".join(f"{k} {v}" for k, v in result["cpu_seconds"].items()),
         flush=True,
     )
+    if result.get("runner_message"):
+        print(f"  the runner answered: {result['runner_message']}", flush=True)
     for name, seen in result["app_failures"].items():
         print(f"    {name}: {seen['before']} before, {seen['during']} during: {seen['errors']}")
 
