@@ -87,17 +87,25 @@ class Memory(threading.Thread):
             return "apps"
         return None
 
-    def sample(self) -> None:
-        sums = {"master": 0.0, "minions": 0.0, "apps": 0.0}
-        count = 0
+    def ours(self):
+        """``(proc entry, kind)`` of every process of a known kind that is still there."""
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                kind = self.kind(cmdline)
-                if kind not in sums:
-                    continue
+                kind = self.kind((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+            if kind is not None:
+                yield entry, kind
+
+    def sample(self) -> None:
+        sums = {"master": 0.0, "minions": 0.0, "apps": 0.0}
+        count = 0
+        for entry, kind in self.ours():
+            if kind not in sums:
+                continue
+            try:
                 for line in (entry / "smaps_rollup").read_text().splitlines():
                     if line.startswith("Pss:"):
                         sums[kind] += int(line.split()[1]) / 2**20
@@ -121,13 +129,8 @@ class Memory(threading.Thread):
         time; the difference of two snapshots is the CPU a span of work cost."""
         tick = os.sysconf("SC_CLK_TCK")
         sums = dict.fromkeys(("master", "minions", "apps", "cassandra"), 0.0)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        for entry, kind in self.ours():
             try:
-                kind = self.kind((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-                if kind is None:
-                    continue
                 fields = (entry / "stat").read_text().rpartition(")")[2].split()
             except OSError:
                 continue
