@@ -33,6 +33,7 @@ from .preflight import (
 )
 from .result import REFUSED, BadAnswer, DeployResult
 from .rollout_gate import BESIDE_WAIT  # noqa: F401 - part of this module's face
+from .transport import PublishFailed
 
 ON_FAILURE = ("rollback_node", "rollback_all", "halt")
 
@@ -328,14 +329,19 @@ def _run_batch(master, job, batch, opts, require=None):
     if require:
         kwargs["require_serving"] = require
     beside = gates.beside(master, job, batch, opts)
-    results = master.call(batch, opts.function, kwargs, opts.call_timeout)
+    try:
+        results, no_answer = master.call(batch, opts.function, kwargs, opts.call_timeout), None
+    except PublishFailed as exc:
+        # A busy master may still have sent it: what happened is not known, as for no answer.
+        results, no_answer = {}, str(exc)
     ended = time.time()
     failed, restarted, unknown, refused = [], False, [], []
     for node_id in batch:
         if node_id not in results or results[node_id] is None:
             # No answer is not a failure: the node may have deployed, or died half-way.
             job = job.with_node(
-                node_id, error=f"no answer to {opts.function} within {opts.call_timeout:.0f}s"
+                node_id,
+                error=no_answer or f"no answer to {opts.function} within {opts.call_timeout:.0f}s",
             )
             _event(master, job, node_id, "no_answer")
             unknown.append(node_id)

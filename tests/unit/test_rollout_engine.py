@@ -9,7 +9,7 @@ import json
 
 import pytest
 from certdeploy_core import job as jobs
-from certdeploy_core import preflight, rollout
+from certdeploy_core import preflight, rollout, transport
 from salt.exceptions import CommandExecutionError
 
 NODES = ("cass1", "cass2", "cass3")
@@ -169,6 +169,26 @@ def test_a_node_that_does_not_answer_halts_the_job_and_is_not_rolled_back(tmp_pa
     assert fake.called("certdeploy.rollback") == [] and fake.called("certdeploy.deploy") == [
         "cass1"
     ]
+
+
+def test_a_publish_the_master_did_not_take_halts_the_batch_for_resume(tmp_path):
+    # A busy master may still send the job later: as for no answer, nothing is rolled back.
+    fake = FakeMaster(tmp_path)
+    inner = fake.call
+
+    def busy(minions, fun, kwargs, timeout):
+        if fun == "certdeploy.deploy":
+            raise transport.PublishFailed(f"master: the publish of {fun} failed. Fix: ...")
+        return inner(minions, fun, kwargs, timeout)
+
+    fake.call = busy
+    job = rollout.execute(fake.master(), new_job(fake), rollout.Options(), checked=True)
+    assert job.get("status") == "halted" and job.get("failed_nodes") == ["cass1"]
+    assert job.nodes["cass1"]["state"] == "running"
+    assert job.nodes["cass1"]["error"].startswith("master: the publish of certdeploy.deploy")
+    assert "certdeploy.resume" in job.get("halted")
+    assert jobs.load(fake.cachedir, job.job_id).get("status") == "halted"
+    assert fake.called("certdeploy.rollback") == []
 
 
 def test_a_node_down_before_the_next_batch_halts_before_it_changes(tmp_path):

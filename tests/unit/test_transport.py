@@ -3,6 +3,7 @@ rollout job holds a mixed fleet; :meth:`Master.over` builds the engine's Master 
 
 from __future__ import annotations
 
+import pytest
 from certdeploy_core import transport
 from certdeploy_core.rollout import Master
 
@@ -93,3 +94,33 @@ def test_routed_calls_its_transports_at_once_and_prefers_the_cheapest():
     assert routed.prefer(["cass2-ssh", "cass3", "cass1"]) == ["cass3", "cass1", "cass2-ssh"]
     master = Master.over(routed, print, print, "/nonexistent")
     assert master.prefer(["cass2-ssh", "cass1"]) == ["cass1", "cass2-ssh"]
+
+
+class BusyLocalClient:
+    """A ``LocalClient`` whose master does not take the publish, as Salt 3008 raises it."""
+
+    def cmd_iter(self, *args, **kwargs):
+        from salt.exceptions import SaltReqTimeoutError
+
+        raise SaltReqTimeoutError(
+            "Salt request timed out. The master is not responding. You may need to run your "
+            "command with `--async` in order to bypass the congested event bus."
+        )
+        yield  # pragma: no cover - a generator, like the real one
+
+
+def test_a_publish_the_master_did_not_take_is_a_command_execution_error_with_the_fix():
+    from salt.exceptions import CommandExecutionError
+
+    minions = transport.MinionTransport({"worker_threads": 4, "conf_file": "/nonexistent"})
+    minions._clients.client = BusyLocalClient()
+
+    with pytest.raises(CommandExecutionError) as raised:
+        minions.call([f"app{i:03d}" for i in range(100)], "certdeploy.facts", {}, 60)
+
+    message = str(raised.value)
+    assert isinstance(raised.value, transport.PublishFailed)
+    assert "publish of certdeploy.facts to 100 minion(s) failed" in message
+    assert "The master is not responding" in message and "--async" not in message
+    assert "worker_threads in the master config (now 4)" in message
+    assert "max_parallel" in message
