@@ -12,7 +12,9 @@ Reported (printed and in ``artifacts/bench-scale.json``): the rollout's wall tim
 start-up not counted), per-target p50/p99 (the minion's own deploy time), the success count,
 the master's ``worker_threads``, and the peak memory (PSS, so shared pages count once) of the
 master, of the app minions (with their job processes) and of the apps, plus the host's peak
-use. ``SCALE_STEPS`` (default ``100``; e.g. ``25,50,100``) runs one rollout per size over the
+use. The CPU each kind of process used during the rollout is set beside what the same
+processes burn idle (``SCALE_IDLE_SECONDS`` of nothing, just before it): packing a fleet onto one
+box costs CPU before any work. ``SCALE_STEPS`` (default ``100``; e.g. ``25,50,100``) runs one rollout per size over the
 first N apps, which gives the curve. Before each wave the host's ``MemAvailable`` is checked:
 below ``SCALE_MIN_FREE_GIB`` no more minions start, and the report says so.
 
@@ -50,6 +52,7 @@ STEPS = [int(s) for s in os.environ.get("SCALE_STEPS", "100").split(",")]
 WAVE = int(os.environ.get("SCALE_WAVE", "10"))
 PARALLEL = int(os.environ.get("SCALE_PARALLEL", "50"))
 RATE = float(os.environ.get("SCALE_RATE", "1"))
+IDLE_SECONDS = float(os.environ.get("SCALE_IDLE_SECONDS", "15"))
 MIN_FREE_GIB = float(os.environ.get("SCALE_MIN_FREE_GIB", "3"))
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench-scale.json"))
 TARGET = "app"  # every app minion's pillar target name
@@ -384,6 +387,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def idle_cpu(memory: Memory, seconds: float = IDLE_SECONDS) -> dict:
+    """CPU-seconds per second each kind of process burns with no rollout running: the
+    minions' schedule and beacon loops, the apps' traffic, Cassandra serving it."""
+    time.sleep(3)  # the pillar refresh of the new generation settles
+    before, started = memory.cpu(), time.monotonic()
+    time.sleep(seconds)
+    spent = time.monotonic() - started
+    return {k: round((v - before[k]) / spent, 3) for k, v in memory.cpu().items()}
+
+
 def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     gen = f"r{run}"
     fleet.next_generation(names, gen)
@@ -392,6 +405,7 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     cmd = [str(salt_rig.BIN / "salt-run"), "-c", str(fleet.etc), "--out=json"]
     cmd += ["certdeploy.rollout", ",".join(names), "tgt_type=list", f"target={TARGET}"]
     cmd += ["nodes=cass*", f"max_parallel={PARALLEL}"]
+    idle = idle_cpu(memory)
     memory.reset()
     failed_before = {n: fleet.status(n).get("failed", 0) for n in names}
     cpu_before, runner_before = memory.cpu(), _children_cpu()
@@ -439,7 +453,12 @@ def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
         "per_target_max": round(max(per_target), 2) if per_target else None,
         "batches": [round(end - start, 1) for start, end in batches],
         "preflight": (job.get("preflight") or {}).get("seconds"),
+        "preflight_parts": (job.get("preflight") or {}).get("parts"),
         "cpu_seconds": cpu,
+        # What the same processes burn doing nothing, per second, and over the rollout's wall:
+        # the share of the CPU that packing the fleet onto one box costs before any work.
+        "idle_cpu_per_second": idle,
+        "idle_cpu_over_wall": {k: round(v * wall, 1) for k, v in idle.items()},
         "cpu_available": round(wall * (os.cpu_count() or 1), 1),
         "peak_pss_gib": {k: round(v, 2) for k, v in peaks.items() if k != "host_used"},
         "peak_host_used_gib": round(peaks["host_used"], 2),
@@ -492,6 +511,15 @@ def report(result: dict) -> None:
         + ", ".join(f"{k} {v}" for k, v in result["cpu_seconds"].items()),
         flush=True,
     )
+    print(
+        "  idle, the same processes burn per second: "
+        + ", ".join(f"{k} {v}" for k, v in result["idle_cpu_per_second"].items())
+        + "; over the rollout's wall: "
+        + ", ".join(f"{k} {v}" for k, v in result["idle_cpu_over_wall"].items()),
+        flush=True,
+    )
+    if result.get("preflight_parts"):
+        print(f"  pre-flight round trips: {result['preflight_parts']}", flush=True)
     if result.get("runner_message"):
         print(f"  the runner answered: {result['runner_message']}", flush=True)
     for name, seen in result["app_failures"].items():

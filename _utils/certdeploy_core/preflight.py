@@ -11,6 +11,7 @@ answers. No Salt dunders.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import bundle as cb
@@ -36,11 +37,18 @@ CLUSTER_PARTS = ("ring", "keyspaces")  # from one node: its view of the cluster
 
 
 def preflight(master, minions: list[str], opts) -> dict:
-    """Everything checked before anything changes. Returns facts and ``problems``."""
+    """Everything checked before anything changes. Returns facts, ``problems`` and
+    ``timings``: the seconds its round trips took (``refresh``, ``facts``, and ``side``, the
+    call beside them), for the report's "where time went"."""
+    spent: dict = {}
+    return {**_preflight(master, minions, opts, spent), "timings": spent}
+
+
+def _preflight(master, minions: list[str], opts, spent: dict) -> dict:
     problems: list[str] = []
     kw = {"target": opts.target}
     probe_node = master.prefer(minions)[0]
-    facts = _facts(master, minions, opts, kw, probe_node)
+    facts = _facts(master, minions, opts, kw, probe_node, spent)
     described = facts["describe"]
     down = [m for m in minions if not answered(described.get(m))]
     if down:
@@ -118,7 +126,7 @@ def preflight(master, minions: list[str], opts) -> dict:
     }
 
 
-def _facts(master, minions: list[str], opts, kw: dict, probe_node: str) -> dict:
+def _facts(master, minions: list[str], opts, kw: dict, probe_node: str, spent: dict) -> dict:
     """The pillar refresh, then the targets' facts round trip, with one side call beside them:
     the probe node's view of the cluster (ring and keyspaces; the ring read waits for
     heartbeats), or, for a client rollout (``nodes`` named), the nodes' material, against
@@ -127,23 +135,44 @@ def _facts(master, minions: list[str], opts, kw: dict, probe_node: str) -> dict:
     node_ids = sorted(master.expected(opts.nodes, "glob")) if opts.nodes else []
     with ThreadPoolExecutor(max_workers=1) as pool:
         if opts.nodes:
-            side = pool.submit(_node_material, master, node_ids, opts.nodes_target)
+            side = pool.submit(
+                _timed, spent, "side", _node_material, master, node_ids, opts.nodes_target
+            )
         else:
             side = pool.submit(
-                gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
+                _timed,
+                spent,
+                "side",
+                gather,
+                master,
+                [probe_node],
+                ("describe",),
+                kw,
+                120,
+                (probe_node, CLUSTER_PARTS),
             )
         # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
-        master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
+        _timed(
+            spent, "refresh", master.call, minions, "saltutil.refresh_pillar", {"wait": True}, 60
+        )
         if not opts.nodes:
             parts, skip = (*NODE_PARTS, "validate"), {"skip_cross_trust": True}
-            facts = gather(master, minions, parts, {**kw, **skip}, 120)
+            facts = _timed(spent, "facts", gather, master, minions, parts, {**kw, **skip}, 120)
             view = side.result()
             return {**facts, **{part: view[part] for part in CLUSTER_PARTS}}
         node_info = side.result()
         peers = client_fleet.node_peers(node_ids, node_info)
         parts = (*NODE_PARTS, "validate") if peers else NODE_PARTS
-        facts = gather(master, minions, parts, {**kw, "peers": peers}, 120)
+        facts = _timed(spent, "facts", gather, master, minions, parts, {**kw, "peers": peers}, 120)
         return {**facts, "node_ids": node_ids, "node_info": node_info, "ring": {}, "keyspaces": {}}
+
+
+def _timed(spent: dict, name: str, func, *args):
+    started = time.monotonic()
+    try:
+        return func(*args)
+    finally:
+        spent[name] = round(time.monotonic() - started, 3)
 
 
 def _node_material(master, node_ids: list[str], nodes_target: str) -> dict:

@@ -111,7 +111,9 @@ def rollout(master: Master, tgt, tgt_type="glob", *, opts: Options, test=False, 
     pre = preflight(master, minions, opts)
     pre_timing = {"start": pre_started, "end": time.time()}
     pre_timing["seconds"] = round(pre_timing["end"] - pre_started, 3)
-    master.progress(f"pre-flight done in {pre_timing['seconds']}s")
+    pre_timing["parts"] = pre.get("timings") or {}
+    parts = ", ".join(f"{name} {sec}s" for name, sec in pre_timing["parts"].items())
+    master.progress(f"pre-flight done in {pre_timing['seconds']}s ({parts or 'no round trip'})")
     if pre["problems"] and not test:
         raise CommandExecutionError(
             "pre-flight refused the rollout; nothing was changed:\n  - "
@@ -530,6 +532,8 @@ def timings(job: jobs.Job) -> dict:
                 gates[step["start"]] = round(max(0.0, step["end"] - after), 3)
     return {
         "preflight": (job.get("preflight") or {}).get("seconds"),
+        # Its round trips: the pillar refresh, the facts, and the call beside them.
+        "preflight_parts": dict((job.get("preflight") or {}).get("parts") or {}),
         "nodes": {n: dict(v.get("timings") or {}) for n, v in job.nodes.items()},
         "gates": [gates[start] for start in sorted(gates)],
         # From the start of pre-flight (a resumed job's own record starts at its creation).

@@ -103,6 +103,9 @@ def test_ring_and_keyspaces_come_from_the_probe_beside_the_refresh(tmp_path, sam
     ]
     judged = {m: v["valid"] for m, v in pre["validations"].items()}
     assert judged == dict.fromkeys(NODES, True)
+    # Each round trip timed, for the report's "where time went".
+    assert sorted(pre["timings"]) == ["facts", "refresh", "side"]
+    assert all(isinstance(s, float) and s >= 0 for s in pre["timings"].values())
 
 
 def test_cross_trust_is_judged_on_the_master_from_public_material(tmp_path, ca, root, same_ca):
