@@ -13,9 +13,10 @@ start-up not counted), per-target p50/p99 (the minion's own deploy time), the su
 the master's ``worker_threads``, and the peak memory (PSS, so shared pages count once) of the
 master, of the app minions (with their job processes) and of the apps, plus the host's peak
 use. The CPU each kind of process used during the rollout is set beside what the same
-processes burn idle (``SCALE_IDLE_SECONDS`` of nothing, just before it): packing a fleet onto one
-box costs CPU before any work. ``SCALE_STEPS`` (default ``100``; e.g. ``25,50,100``) runs one rollout per size over the
-first N apps, which gives the curve. Before each wave the host's ``MemAvailable`` is checked:
+processes burn idle (``SCALE_IDLE_SECONDS`` of nothing, just before it): packing a fleet onto
+one box costs CPU before any work. ``SCALE_STEPS`` (default ``100``; e.g. ``25,50,100``, or
+``50,50,50`` for three runs of one size) runs one rollout per size over the first N apps, which
+gives the curve. Before each wave the host's ``MemAvailable`` is checked:
 below ``SCALE_MIN_FREE_GIB`` no more minions start, and the report says so.
 
     make bench-scale                                   # its own rig in /tmp/cdscale
@@ -52,7 +53,7 @@ STEPS = [int(s) for s in os.environ.get("SCALE_STEPS", "100").split(",")]
 WAVE = int(os.environ.get("SCALE_WAVE", "10"))
 PARALLEL = int(os.environ.get("SCALE_PARALLEL", "50"))
 RATE = float(os.environ.get("SCALE_RATE", "1"))
-IDLE_SECONDS = float(os.environ.get("SCALE_IDLE_SECONDS", "15"))
+IDLE_SECONDS = float(os.environ.get("SCALE_IDLE_SECONDS", "20"))
 MIN_FREE_GIB = float(os.environ.get("SCALE_MIN_FREE_GIB", "3"))
 OUT = Path(os.environ.get("CERTDEPLOY_BENCH_OUT", REPO / "artifacts" / "bench-scale.json"))
 TARGET = "app"  # every app minion's pillar target name
@@ -390,7 +391,6 @@ def _children_cpu() -> float:
 def idle_cpu(memory: Memory, seconds: float = IDLE_SECONDS) -> dict:
     """CPU-seconds per second each kind of process burns with no rollout running: the
     minions' schedule and beacon loops, the apps' traffic, Cassandra serving it."""
-    time.sleep(3)  # the pillar refresh of the new generation settles
     before, started = memory.cpu(), time.monotonic()
     time.sleep(seconds)
     spent = time.monotonic() - started
@@ -399,13 +399,13 @@ def idle_cpu(memory: Memory, seconds: float = IDLE_SECONDS) -> dict:
 
 def rollout(fleet: Fleet, memory: Memory, names: list[str], run: int) -> dict:
     gen = f"r{run}"
+    idle = idle_cpu(memory)
     fleet.next_generation(names, gen)
     jobs_dir = fleet.rig.root / "salt" / "cache" / "master" / "certdeploy" / "jobs"
     before = set(jobs_dir.glob("*.json")) if jobs_dir.exists() else set()
     cmd = [str(salt_rig.BIN / "salt-run"), "-c", str(fleet.etc), "--out=json"]
     cmd += ["certdeploy.rollout", ",".join(names), "tgt_type=list", f"target={TARGET}"]
     cmd += ["nodes=cass*", f"max_parallel={PARALLEL}"]
-    idle = idle_cpu(memory)
     memory.reset()
     failed_before = {n: fleet.status(n).get("failed", 0) for n in names}
     cpu_before, runner_before = memory.cpu(), _children_cpu()
