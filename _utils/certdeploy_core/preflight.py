@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from . import bundle as cb
 from . import checks, client_fleet, profiles
@@ -133,44 +134,39 @@ def _facts(master, minions: list[str], opts, kw: dict, probe_node: str, spent: d
     which the clients then validate inside the facts round trip (one round trip fewer over
     what may be many targets)."""
     node_ids = sorted(master.expected(opts.nodes, "glob")) if opts.nodes else []
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        if opts.nodes:
-            side = pool.submit(
-                _timed, spent, "side", _node_material, master, node_ids, opts.nodes_target
-            )
-        else:
-            side = pool.submit(
-                _timed,
-                spent,
-                "side",
-                gather,
-                master,
-                [probe_node],
-                ("describe",),
-                kw,
-                120,
-                (probe_node, CLUSTER_PARTS),
-            )
-        # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
-        _timed(
-            spent, "refresh", master.call, minions, "saltutil.refresh_pillar", {"wait": True}, 60
+    side_call = (
+        partial(_node_material, master, node_ids, opts.nodes_target)
+        if opts.nodes
+        else partial(
+            gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
         )
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side = pool.submit(_timed, spent, "side", side_call)
+        # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
+        refresh = partial(master.call, minions, "saltutil.refresh_pillar", {"wait": True}, 60)
+        _timed(spent, "refresh", refresh)
         if not opts.nodes:
             parts, skip = (*NODE_PARTS, "validate"), {"skip_cross_trust": True}
-            facts = _timed(spent, "facts", gather, master, minions, parts, {**kw, **skip}, 120)
+            facts = _timed(
+                spent, "facts", partial(gather, master, minions, parts, {**kw, **skip}, 120)
+            )
             view = side.result()
             return {**facts, **{part: view[part] for part in CLUSTER_PARTS}}
         node_info = side.result()
         peers = client_fleet.node_peers(node_ids, node_info)
         parts = (*NODE_PARTS, "validate") if peers else NODE_PARTS
-        facts = _timed(spent, "facts", gather, master, minions, parts, {**kw, "peers": peers}, 120)
+        facts = _timed(
+            spent, "facts", partial(gather, master, minions, parts, {**kw, "peers": peers}, 120)
+        )
         return {**facts, "node_ids": node_ids, "node_info": node_info, "ring": {}, "keyspaces": {}}
 
 
-def _timed(spent: dict, name: str, func, *args):
+def _timed(spent: dict, name: str, call):
+    """``call()``, its seconds kept in ``spent[name]`` (also when it raises)."""
     started = time.monotonic()
     try:
-        return func(*args)
+        return call()
     finally:
         spent[name] = round(time.monotonic() - started, 3)
 

@@ -91,26 +91,25 @@ class MinionTransport:
                 for target_id, data in ret.items():
                     answers[target_id] = data.get("ret") if isinstance(data, dict) else data
         except (SaltClientError, SaltReqTimeoutError) as exc:
-            raise PublishFailed(publish_failed(fun, ids, exc, self.opts)) from exc
+            raise PublishFailed.of(fun, ids, exc, self.opts) from exc
         return answers
-
-
-def publish_failed(fun: str, ids: list[str], exc: Exception, opts: dict) -> str:
-    """What an operator reads when the master did not take a publish: which call, to how
-    many targets, and what to change."""
-    # Salt's own text goes on to suggest ``--async``, which a rollout cannot use.
-    reason = (str(exc) or "no reason given").split(" You may")[0]
-    return (
-        f"master: the publish of {fun} to {len(ids)} minion(s) failed: {reason} "
-        f"({type(exc).__name__}). The master did not take the job in time: it is short of "
-        f"worker threads or CPU. Fix: raise worker_threads in the master config (now "
-        f"{opts.get('worker_threads', 5)}) and restart the master, or lower max_parallel"
-    )
 
 
 class PublishFailed(CommandExecutionError):
     """The master did not take a publish (a ``CommandExecutionError``): no answer from
     anyone, and possibly no job. A deployment batch is halted on it, never rolled back."""
+
+    @classmethod
+    def of(cls, fun: str, ids: list[str], exc: Exception, opts: dict) -> PublishFailed:
+        """What an operator reads: which call, to how many targets, and what to change."""
+        # Salt's own text goes on to suggest ``--async``, which a rollout cannot use.
+        reason = (str(exc) or "no reason given").split(" You may")[0]
+        return cls(
+            f"master: the publish of {fun} to {len(ids)} minion(s) failed: {reason} "
+            f"({type(exc).__name__}). The master did not take the job in time: it is short of "
+            f"worker threads or CPU. Fix: raise worker_threads in the master config (now "
+            f"{opts.get('worker_threads', 5)}) and restart the master, or lower max_parallel"
+        )
 
 
 class Routed:
