@@ -106,6 +106,10 @@ class App:
                 try:
                     self.connect()
                     self.status["reloads"] += 1
+                    # At once, not at the next second's tick: the server already sees the new
+                    # identity, so the app's health must already judge the new leaf.
+                    self.write_status()
+                    last_status = time.monotonic()
                 except Exception as exc:  # noqa: BLE001 - keep serving on the old session
                     self.status["last_error"] = f"reload: {type(exc).__name__}: {exc}"[:300]
             key = f"{self.args.name}-{i % 100}"
