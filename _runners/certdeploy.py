@@ -409,8 +409,7 @@ def process_queue():
 
 
 def _windows(master, minions):
-    # Windows live in the minions' pillar; read them fresh, not from a stale compile.
-    master.call(minions[:1], "saltutil.refresh_pillar", {"wait": True}, 60)
+    # Windows live in the minions' pillar: the call compiles it fresh (see transport).
     described = master.call(minions[:1], "certdeploy.describe", {}, 60)
     info = next(iter(described.values()), None)
     return (info or {}).get("maintenance_windows") if isinstance(info, dict) else None

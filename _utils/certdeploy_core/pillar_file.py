@@ -32,11 +32,15 @@ STALE_SECONDS = 30
 
 
 def takes_pillar_file(wrapper, func):
-    """Give the decorated ``wrapper`` of ``func`` ``func``'s signature plus ``pillar_file=``:
-    Salt checks keyword arguments against the signature it finds behind ``__wrapped__``."""
+    """Give the decorated ``wrapper`` of ``func`` ``func``'s signature plus ``pillar_file=``
+    and ``fresh_pillar=``: Salt checks keyword arguments against the signature it finds
+    behind ``__wrapped__``."""
     signature = inspect.signature(func)
-    extra = inspect.Parameter("pillar_file", inspect.Parameter.KEYWORD_ONLY, default=None)
-    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in (("pillar_file", None), ("fresh_pillar", False))
+    ]
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])
     del wrapper.__wrapped__
     return wrapper
 
