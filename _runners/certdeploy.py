@@ -409,7 +409,8 @@ def process_queue():
 
 
 def _windows(master, minions):
-    # Windows live in the minions' pillar: the call compiles it fresh (see transport).
+    # Windows live in the minions' pillar; read them fresh, not from a stale compile.
+    master.call(minions[:1], "saltutil.refresh_pillar", {"wait": True}, 60)
     described = master.call(minions[:1], "certdeploy.describe", {}, 60)
     info = next(iter(described.values()), None)
     return (info or {}).get("maintenance_windows") if isinstance(info, dict) else None

@@ -344,14 +344,25 @@ class Fleet:
     # ---------------------------------------------------------------- one rollout
 
     def next_generation(self, names: list[str], gen: str) -> None:
-        """New leaves in the apps' pillar files, as an operator or the store would write them.
-        No ``saltutil.refresh_pillar``: the rollout's calls compile their pillar themselves,
-        so the timed rollout finds the new bundles on its own."""
         self.grant(names, gen)
         for name in names:
             bundle = pki.bundle_dict(self.leaf(name, gen), self.rig.root_ca().cert)
             salt_rig.write_pillar_file(self.rig.root, name, self.pillar(name, bundle))
             self.generation[name] = gen
+        res = salt_rig.salt_cmd(
+            self.rig.root,
+            "-L",
+            ",".join(names),
+            "saltutil.refresh_pillar",
+            "wait=True",
+            "-t",
+            "150",
+            "--out=json",
+            "--static",
+            timeout=300,
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"bench-scale: refresh_pillar failed: {res.stdout[-1000:]}")
 
     def seen_only_under_new_roles(self, names: list[str]) -> list[str]:
         """From here, not from certdeploy: each app only under its new role on every node."""

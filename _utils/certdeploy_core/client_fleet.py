@@ -22,7 +22,7 @@ def _ok(ret) -> bool:
 
 def preflight(minions: list[str], opts, gathered: dict) -> dict:
     """``gathered``: what :func:`.preflight.preflight` fetched: the nodes' material
-    (``node_ids``, ``node_info``) beside these targets' facts round
+    (``node_ids``, ``node_info``) beside the pillar refresh, and these targets' facts round
     trip (describe, peer_info, bundle_public, and ``validate`` against the nodes when every
     node's material was read). No round trip of its own."""
     described = gathered["describe"]

@@ -37,10 +37,14 @@ class Face:
 
     def compile_fresh(self) -> None:
         """Compile this minion's pillar on the master for this call only, as ``state.apply``
-        does. The runner asks for it on every call (``fresh_pillar=True``), so its calls see
-        the newest bundles without a ``saltutil.refresh_pillar`` job first: in Salt 3008 that
-        also reloads every module in the minion's main process (0.3 CPU-seconds a minion,
-        against 0.05 for this). The minion's own in-memory pillar is left as it was."""
+        does (``fresh_pillar=True``): a direct call or an orchestration step sees the newest
+        bundles without a ``saltutil.refresh_pillar`` first. The minion's own in-memory
+        pillar is left as it was.
+
+        The runner does not ask for it: a rollout needs the pillar in two jobs per target
+        (facts, then the deployment), and one refresh is one compile on the master where
+        this is two. At 50 targets the burst of 49 compiles at a batch's start kept the
+        master's request workers from answering Salt's ``find_job`` check in time."""
         import salt.pillar
 
         opts = dict(self.opts)  # the compiler writes saltenv/pillarenv into the opts it gets

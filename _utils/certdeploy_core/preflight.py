@@ -39,8 +39,8 @@ CLUSTER_PARTS = ("ring", "keyspaces")  # from one node: its view of the cluster
 
 def preflight(master, minions: list[str], opts) -> dict:
     """Everything checked before anything changes. Returns facts, ``problems`` and
-    ``timings``: the seconds its round trips took (``facts``, and ``side``, the call beside
-    it), for the report's "where time went"."""
+    ``timings``: the seconds its round trips took (``refresh``, ``facts``, and ``side``, the
+    call beside them), for the report's "where time went"."""
     spent: dict = {}
     return {**_preflight(master, minions, opts, spent), "timings": spent}
 
@@ -128,7 +128,7 @@ def _preflight(master, minions: list[str], opts, spent: dict) -> dict:
 
 
 def _facts(master, minions: list[str], opts, kw: dict, probe_node: str, spent: dict) -> dict:
-    """The targets' facts round trip, with one side call beside it:
+    """The pillar refresh, then the targets' facts round trip, with one side call beside them:
     the probe node's view of the cluster (ring and keyspaces; the ring read waits for
     heartbeats), or, for a client rollout (``nodes`` named), the nodes' material, against
     which the clients then validate inside the facts round trip (one round trip fewer over
@@ -141,10 +141,11 @@ def _facts(master, minions: list[str], opts, kw: dict, probe_node: str, spent: d
             gather, master, [probe_node], ("describe",), kw, 120, (probe_node, CLUSTER_PARTS)
         )
     )
-    # Every call compiles its pillar (the transport asks for it), so the facts see the newest
-    # bundles (the store's ext_pillar, or edited pillar files) without a refresh round first.
     with ThreadPoolExecutor(max_workers=1) as pool:
         side = pool.submit(_timed, spent, "side", side_call)
+        # Pick up the newest bundles (the store's ext_pillar, or edited pillar files) first.
+        refresh = partial(master.call, minions, "saltutil.refresh_pillar", {"wait": True}, 60)
+        _timed(spent, "refresh", refresh)
         if not opts.nodes:
             parts, skip = (*NODE_PARTS, "validate"), {"skip_cross_trust": True}
             facts = _timed(

@@ -532,7 +532,7 @@ def timings(job: jobs.Job) -> dict:
                 gates[step["start"]] = round(max(0.0, step["end"] - after), 3)
     return {
         "preflight": (job.get("preflight") or {}).get("seconds"),
-        # Its round trips: the facts, and the call beside them.
+        # Its round trips: the pillar refresh, the facts, and the call beside them.
         "preflight_parts": dict((job.get("preflight") or {}).get("parts") or {}),
         "nodes": {n: dict(v.get("timings") or {}) for n, v in job.nodes.items()},
         "gates": [gates[start] for start in sorted(gates)],

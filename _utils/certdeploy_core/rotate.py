@@ -30,6 +30,7 @@ PHASES = (1, 2, 3)
 
 def _current(master, minions, opts):
     kw = {"target": opts.target}
+    master.call(minions, "saltutil.refresh_pillar", {"wait": True}, 60)
     described = master.call(minions, "certdeploy.describe", kw, 60)
     peers = master.call(minions, "certdeploy.peer_info", kw, 60)
     status = master.call(minions, "certdeploy.status", kw, 60)

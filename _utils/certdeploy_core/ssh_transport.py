@@ -4,8 +4,9 @@ Calls go through ``salt.client.ssh.client.SSHClient.cmd_iter``. Every ``certdepl
 function is routed to the master-side wrapper (``_wrapper/certdeploy.py``), which ships the
 target's pillar as a private file for that one call. salt-ssh has no event bus on the target,
 so the wrapper fires the ``certdeploy/node/<id>/<outcome>`` event a minion would have sent, on
-the master, from the call's return (:func:`node_event_for`). salt-ssh compiles
-pillar on the master for every call, so no call needs a pillar refresh first.
+the master, from the call's return (:func:`node_event_for`). This transport answers
+``saltutil.refresh_pillar`` itself: salt-ssh compiles pillar on the master for every call, and
+the remote function hangs.
 
 Failures of the SSH layer become one line that names the target, its host and port, what
 failed and the fix.
@@ -18,6 +19,7 @@ import os
 from .result import node_event
 
 NODE_EVENTS = {"certdeploy.deploy", "certdeploy.trust_update", "certdeploy.rollback"}
+NOT_REMOTE = {"saltutil.refresh_pillar": True}
 
 
 def configured(opts: dict) -> bool:
@@ -58,6 +60,8 @@ class SSHTransport:
         return f"{target_id} ({entry.get('host', '?')}:{entry.get('port', 22)})"
 
     def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict:
+        if fun in NOT_REMOTE:
+            return {target_id: NOT_REMOTE[fun] for target_id in ids}
         from salt.client.ssh.client import SSHClient
 
         client = SSHClient(mopts=self.opts)

@@ -81,14 +81,8 @@ class MinionTransport:
         )
 
     def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict:
-        """Every certdeploy function is asked to compile its pillar for the call
-        (``fresh_pillar=True``), as ``state.apply`` does: the runner sees the newest bundles
-        and target settings without a ``saltutil.refresh_pillar`` job first.
-
-        Raises :class:`PublishFailed` when the master did not take the publish: no minion
+        """Raises :class:`PublishFailed` when the master did not take the publish: no minion
         was asked, as far as this side knows (a busy master may still send it later)."""
-        if fun.startswith("certdeploy."):
-            kwargs = {**kwargs, "fresh_pillar": True}
         answers = {}
         try:
             for ret in self._local().cmd_iter(

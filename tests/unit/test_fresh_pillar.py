@@ -1,7 +1,7 @@
 """``fresh_pillar=True``: a certdeploy call compiles its own pillar for that call, as
-``state.apply`` does, so the runner needs no ``saltutil.refresh_pillar`` round first. The
-transport asks for it on certdeploy's functions only; the module's error boundary compiles,
-uses and drops it, and never quotes a render error (pillar may hold keys)."""
+``state.apply`` does, so a direct call or an orchestration step needs no
+``saltutil.refresh_pillar`` first. The module's error boundary compiles, uses and drops it,
+and never quotes a render error (pillar may hold keys)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,11 @@ import inspect
 
 import pytest
 import salt.pillar
-from certdeploy_core import face, transport
+from certdeploy_core import face
 from salt.exceptions import CommandExecutionError, SaltClientError
 
 OWN = {"certdeploy": {"bundle": {"fingerprint": "old"}}}
 FRESH = {"certdeploy": {"bundle": {"fingerprint": "new"}}}
-
-
-class RecordingLocalClient:
-    def __init__(self):
-        self.kwargs = []
-
-    def cmd_iter(self, ids, fun, kwarg=None, **_):
-        self.kwargs.append((fun, kwarg))
-        yield {i: {"ret": True} for i in ids}
-
-
-def test_the_transport_asks_certdeploy_calls_for_a_fresh_pillar_and_nothing_else():
-    minions = transport.MinionTransport({"conf_file": "/nonexistent"})
-    client = minions._clients.client = RecordingLocalClient()
-    given = {"target": "app"}
-    assert minions.call(["app001"], "certdeploy.deploy", given, 60) == {"app001": True}
-    minions.call(["app001"], "test.ping", {}, 60)
-    assert client.kwargs == [
-        ("certdeploy.deploy", {"target": "app", "fresh_pillar": True}),
-        ("test.ping", {}),
-    ]
-    assert given == {"target": "app"}  # the caller's kwargs are not changed
 
 
 class Compiler:

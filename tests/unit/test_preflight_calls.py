@@ -1,8 +1,7 @@
 """Pre-flight's round trips with a fake master (no Salt): for cluster nodes the probe node's
-ring and keyspaces come from a call beside the nodes' facts (which validate too; each call
-compiles its own pillar, so there is no refresh round), and they reach the plan;
-cross-trust is judged on the master from real public material; nothing is changed anywhere
-(no deploy, no state-changing call)."""
+ring and keyspaces come from a call beside the pillar refresh and the nodes' facts (which
+validate too), and they reach the plan; cross-trust is judged on the master from real public
+material; nothing is changed anywhere (no deploy, no state-changing call)."""
 
 from __future__ import annotations
 
@@ -25,6 +24,8 @@ class Fake:
     def call(self, ids, fun, kwargs, timeout):
         with self.lock:
             self.calls.append((fun, list(ids), dict(kwargs)))
+        if fun == "saltutil.refresh_pillar":
+            return dict.fromkeys(ids, True)
         assert fun == "certdeploy.facts", fun
         out = {}
         for i in ids:
@@ -83,7 +84,7 @@ def same_ca(ca, root):
     return material(ca, root), material(ca, root)
 
 
-def test_ring_and_keyspaces_come_from_the_probe_beside_the_facts(tmp_path, same_ca):
+def test_ring_and_keyspaces_come_from_the_probe_beside_the_refresh(tmp_path, same_ca):
     fake = Fake(tmp_path, *same_ca)
     master = rollout.Master(fake.call, lambda *a: NODES, lambda *a: None, print, fake.cachedir)
     pre = preflight.preflight(master, NODES, rollout.Options())
@@ -94,12 +95,16 @@ def test_ring_and_keyspaces_come_from_the_probe_beside_the_facts(tmp_path, same_
     assert probe == [(["cass1"], {**probe[0][1], "probe": "cass1"})]
     nodes = [kw for ids, kw in facts if ids == NODES and not kw.get("probe_parts")]
     assert len(nodes) == 1 and "validate" in nodes[0]["parts"] and nodes[0]["skip_cross_trust"]
-    # Two round trips in all: the nodes' facts and the probe's view beside them.
-    assert sorted(f for f, _, _ in fake.calls) == ["certdeploy.facts", "certdeploy.facts"]
+    # Three round trips in all: the refresh, the probe's view beside it, the nodes' facts.
+    assert sorted(f for f, _, _ in fake.calls) == [
+        "certdeploy.facts",
+        "certdeploy.facts",
+        "saltutil.refresh_pillar",
+    ]
     judged = {m: v["valid"] for m, v in pre["validations"].items()}
     assert judged == dict.fromkeys(NODES, True)
     # Each round trip timed, for the report's "where time went".
-    assert sorted(pre["timings"]) == ["facts", "side"]
+    assert sorted(pre["timings"]) == ["facts", "refresh", "side"]
     assert all(isinstance(s, float) and s >= 0 for s in pre["timings"].values())
 
 

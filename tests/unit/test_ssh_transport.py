@@ -102,6 +102,11 @@ def test_answers_are_the_return_or_the_error():
     assert refused.startswith(WHERE) and "Fix:" in refused
 
 
+def test_refresh_pillar_is_answered_without_a_call():
+    transport = ssh_transport.SSHTransport({})
+    assert transport.call(["cass2-ssh"], "saltutil.refresh_pillar", {}, 5) == {"cass2-ssh": True}
+
+
 def test_the_node_event_the_master_fires_for_an_agentless_target():
     tag, data = ssh_transport.node_event_for(
         "cass2-ssh",
