@@ -249,3 +249,29 @@ def test_6_private_key_never_reaches_returns_events_or_logs(cass2, rig, event_bu
     assert event_bus.since(started, f"certdeploy/node/{MINION}/deployed")
     hits = {name: [k for k in key_lines if k in text] for name, text in haystacks.items()}
     assert hits == {name: [] for name in haystacks}
+
+
+def test_7_fresh_pillar_compiles_on_the_master_for_that_call_only(cass2, rig):
+    """A direct call reads the minion's in-memory pillar; ``fresh_pillar=True`` has the real
+    master compile it for that one call and leaves the in-memory one as it was. A pillar that
+    does not render is refused with the count of its errors, never their text, and no key."""
+    leaf = cass2.new_leaf()
+    before = cass2.call("certdeploy.bundle_public")
+    try:
+        rig.set_pillar(2, {"bundle": cass2.bundle(leaf)})  # written, not refreshed
+        fresh = cass2.call("certdeploy.bundle_public", fresh_pillar=True)
+        assert fresh.returncode == 0 and fresh.data["fingerprint"] == leaf.fingerprint, fresh
+        assert "PRIVATE KEY" not in fresh.stdout
+        after = cass2.call("certdeploy.bundle_public")
+        assert after.data == before.data  # the minion's own pillar is unchanged
+
+        sls = rig.root / "pillar" / "certdeploy_nodes" / f"{MINION}.sls"
+        sls.write_text(sls.read_text() + "\nbroken: [unclosed\n")
+        bad = cass2.call("certdeploy.bundle_public", fresh_pillar=True)
+        assert bad.returncode != 0, bad
+        message = json.dumps(bad.data)
+        assert "cass2: its pillar did not compile on the master (1 error(s))" in message, bad
+        assert "pillar.show_pillar cass2" in message
+        assert "PRIVATE KEY" not in bad.stdout and "unclosed" not in bad.stdout
+    finally:
+        cass2.give()
