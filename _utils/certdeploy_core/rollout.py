@@ -335,7 +335,8 @@ def _run_batch(master, job, batch, opts, require=None):
         results, no_answer = master.call(batch, opts.function, kwargs, opts.call_timeout), None
     except PublishFailed as exc:
         # A busy master may still have sent it: what happened is not known, as for no answer.
-        results, no_answer = {}, str(exc)
+        # When it did take the job, the answers that came are kept (ReturnsLost).
+        results, no_answer = exc.answers, str(exc)
     ended = time.time()
     failed, restarted, unknown, refused = [], False, [], []
     for node_id in batch:

@@ -14,11 +14,15 @@ never learns which transport a target came through.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from salt.exceptions import CommandExecutionError, SaltClientError, SaltReqTimeoutError
+
+log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
@@ -82,34 +86,111 @@ class MinionTransport:
 
     def call(self, ids: list[str], fun: str, kwargs: dict, timeout: float) -> dict:
         """Raises :class:`PublishFailed` when the master did not take the publish: no minion
-        was asked, as far as this side knows (a busy master may still send it later)."""
-        answers = {}
+        was asked, as far as this side knows (a busy master may still send it later).
+
+        When the master took it (Salt has given the job id) and Salt's client then fails
+        while it waits (a busy master's request timing out), the returns are read from the
+        master's job cache until every id has answered or ``timeout`` has passed since the
+        publish; ids still silent then raise :class:`ReturnsLost`, which carries the answers
+        that did come."""
+        answers: dict = {}
+        published: dict | None = None
+        started = time.monotonic()
+        client = self._local()
         try:
-            for ret in self._local().cmd_iter(
-                list(ids), fun, kwarg=kwargs, tgt_type="list", timeout=timeout
-            ):
+            for ret in client.cmd_iter(
+                list(ids), fun, kwarg=kwargs, tgt_type="list", timeout=timeout,
+                yield_pub_data=True,
+            ):  # fmt: skip
+                if published is None:  # Salt yields the publish's own data first
+                    published = ret if isinstance(ret, dict) else {}
+                    continue
                 for target_id, data in ret.items():
                     answers[target_id] = data.get("ret") if isinstance(data, dict) else data
         except (SaltClientError, SaltReqTimeoutError) as exc:
-            raise PublishFailed.of(fun, ids, exc, self.opts) from exc
+            jid = (published or {}).get("jid")
+            if not jid:
+                raise PublishFailed.of(fun, ids, exc, self.opts) from exc
+            log.warning(
+                "certdeploy: job %s (%s) was published, then Salt's client failed while "
+                "waiting (%s); reading the returns from the master's job cache",
+                jid,
+                fun,
+                exc,
+            )
+            answers.update(from_job_cache(client, jid, ids, answers, started + timeout))
+            silent = [i for i in ids if i not in answers]
+            if silent:
+                raise ReturnsLost.of(fun, jid, ids, silent, exc, self.opts, answers) from exc
         return answers
+
+
+def from_job_cache(client, jid: str, ids, have: dict, deadline: float, every: float = 2.0):
+    """The returns of job ``jid`` for ``ids`` from the master's job cache (read on disk by
+    this process, not through the master's busy workers), read again every ``every`` seconds
+    until each of ``ids`` is in ``have`` or found, or ``deadline`` (monotonic) has passed."""
+    found: dict = {}
+    while True:
+        try:
+            cached = client.get_cache_returns(jid) or {}
+        except SaltClientError as exc:
+            log.warning("certdeploy: job cache unreadable for %s: %s", jid, exc)
+            cached = {}
+        for target_id in ids:
+            data = cached.get(target_id)
+            if isinstance(data, dict) and "ret" in data:
+                found[target_id] = data["ret"]
+        if all(i in have or i in found for i in ids) or time.monotonic() >= deadline:
+            return found
+        time.sleep(min(every, max(0.0, deadline - time.monotonic())))
 
 
 class PublishFailed(CommandExecutionError):
     """The master did not take a publish (a ``CommandExecutionError``): no answer from
-    anyone, and possibly no job. A deployment batch is halted on it, never rolled back."""
+    anyone, and possibly no job. A deployment batch is halted on it, never rolled back.
+    ``answers``: what did answer (only :class:`ReturnsLost` has any)."""
+
+    answers: dict = {}
 
     @classmethod
     def of(cls, fun: str, ids: list[str], exc: Exception, opts: dict) -> PublishFailed:
         """What an operator reads: which call, to how many targets, and what to change."""
-        # Salt's own text goes on to suggest ``--async``, which a rollout cannot use.
-        reason = (str(exc) or "no reason given").split(" You may")[0]
         return cls(
-            f"master: the publish of {fun} to {len(ids)} minion(s) failed: {reason} "
+            f"master: the publish of {fun} to {len(ids)} minion(s) failed: {_reason(exc)} "
             f"({type(exc).__name__}). The master did not take the job in time: it is short of "
-            f"worker threads or CPU. Fix: raise worker_threads in the master config (now "
-            f"{opts.get('worker_threads', 5)}) and restart the master, or lower max_parallel"
+            f"{_fix(opts)}"
         )
+
+
+class ReturnsLost(PublishFailed):
+    """The master took the job, Salt's client failed while waiting, and the job cache did
+    not hold every return by the deadline: ``answers`` holds what came; the rest is unknown,
+    as for a minion that did not answer."""
+
+    @classmethod
+    def of(cls, fun, jid, ids, silent, exc, opts, answers) -> ReturnsLost:
+        shown = ", ".join(sorted(silent)[:5]) + (" ..." if len(silent) > 5 else "")
+        lost = cls(
+            f"master: job {jid} ({fun} to {len(ids)} minion(s)) was published, but Salt's "
+            f"client failed while waiting: {_reason(exc)} ({type(exc).__name__}); "
+            f"{len(ids) - len(silent)} answered (read from the master's job cache), "
+            f"{len(silent)} did not by the deadline ({shown}): what happened there is not "
+            f"known. The master is short of {_fix(opts)}"
+        )
+        lost.answers = dict(answers)
+        return lost
+
+
+def _reason(exc: Exception) -> str:
+    # Salt's own text goes on to suggest ``--async``, which a rollout cannot use.
+    return (str(exc) or "no reason given").split(" You may")[0]
+
+
+def _fix(opts: dict) -> str:
+    return (
+        f"worker threads or CPU. Fix: raise worker_threads in the master config (now "
+        f"{opts.get('worker_threads', 5)}) and restart the master, or lower max_parallel"
+    )
 
 
 class Routed:

@@ -139,3 +139,37 @@ def test_instances_sharing_roles_without_pid_command_are_refused_before_any_chan
     )
     assert "Fix: give each target pid_command" in message
     assert fake.batches() == [] and fake.batches("certdeploy.validate") == []
+
+
+def test_a_batch_whose_returns_salt_lost_keeps_the_answers_that_came(tmp_path):
+    """The master took the batch's job; Salt's client failed while waiting and the job cache
+    held two of its three returns: those two are recorded, the third stays running (not known,
+    nothing rolled back) and the job halts for resume."""
+    from certdeploy_core import transport
+
+    fake = FakeFleet(tmp_path)
+    inner = fake.call
+
+    def lost(ids, fun, kwargs, timeout):
+        answers = inner(ids, fun, kwargs, timeout)
+        if fun == "certdeploy.deploy" and len(ids) > 1:
+            kept = {i: answers[i] for i in ids[:-1]}
+            raise transport.ReturnsLost.of(
+                fun, "jid1", ids, ids[-1:], TimeoutError("timed out"), {}, kept
+            )
+        return answers
+
+    fake.call = lost
+    opts = rollout.Options(target="orders", nodes="cass*", max_parallel=3)
+    result = rollout.rollout(fake.master(), "app*", opts=opts)
+    job = jobs.load(fake.cachedir, result["job_id"])
+    assert job.get("status") == "halted"
+    assert {n: job.nodes[n]["state"] for n in APPS[:4]} == {
+        "app1": "deployed",
+        "app2": "deployed",
+        "app3": "deployed",
+        "app4": "running",
+    }
+    assert job.nodes["app4"]["error"].startswith("master: job jid1 (certdeploy.deploy to 3")
+    assert job.nodes["app5"]["state"] == "pending"
+    assert [f for f, _, _ in fake.calls if f == "certdeploy.rollback"] == []

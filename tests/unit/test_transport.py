@@ -124,3 +124,58 @@ def test_a_publish_the_master_did_not_take_is_a_command_execution_error_with_the
     assert "The master is not responding" in message and "--async" not in message
     assert "worker_threads in the master config (now 4)" in message
     assert "max_parallel" in message
+
+
+class LostLocalClient:
+    """A ``LocalClient`` whose master took the job (Salt yields the jid first) and whose
+    wait then fails after one return, as a busy master's request timeout does; the other
+    returns land in the master's job cache, ``late`` of them only on a later read."""
+
+    def __init__(self, ids, never=(), late=1):
+        self.ids, self.never, self.late, self.reads = list(ids), set(never), late, 0
+
+    def cmd_iter(self, ids, fun, kwarg=None, yield_pub_data=False, **_):
+        from salt.exceptions import SaltClientError
+
+        assert yield_pub_data, "the transport must learn the jid before any return"
+        yield {"jid": "20261207000000000001", "minions": list(ids)}
+        yield {ids[0]: {"ret": {"outcome": "deployed", "from": "event"}, "retcode": 0}}
+        raise SaltClientError("Salt request timed out. The master is not responding.")
+
+    def get_cache_returns(self, jid):
+        assert jid == "20261207000000000001"
+        self.reads += 1
+        ready = [i for i in self.ids[1:] if i not in self.never]
+        if self.reads <= self.late:
+            ready = ready[:1]
+        return {i: {"ret": {"outcome": "deployed", "from": "cache"}} for i in ready}
+
+
+def test_returns_of_a_published_job_are_read_from_the_job_cache_when_salt_loses_track():
+    ids = ["app001", "app002", "app003"]
+    minions = transport.MinionTransport({"worker_threads": 4, "conf_file": "/nonexistent"})
+    client = minions._clients.client = LostLocalClient(ids)
+    answers = minions.call(ids, "certdeploy.deploy", {}, 30)
+    assert answers == {
+        "app001": {"outcome": "deployed", "from": "event"},
+        "app002": {"outcome": "deployed", "from": "cache"},
+        "app003": {"outcome": "deployed", "from": "cache"},
+    }
+    assert client.reads == 2  # read again until every id had answered
+
+
+def test_ids_still_silent_at_the_deadline_are_returns_lost_with_the_answers_kept():
+    ids = ["app001", "app002", "app003"]
+    minions = transport.MinionTransport({"worker_threads": 4, "conf_file": "/nonexistent"})
+    minions._clients.client = LostLocalClient(ids, never={"app003"}, late=0)
+    with pytest.raises(transport.ReturnsLost) as raised:
+        minions.call(ids, "certdeploy.deploy", {}, 0.5)
+    lost = raised.value
+    assert isinstance(lost, transport.PublishFailed)  # the engine halts on it, as before
+    assert sorted(lost.answers) == ["app001", "app002"]
+    message = str(lost)
+    assert message.startswith("master: job 20261207000000000001 (certdeploy.deploy to 3")
+    assert "2 answered (read from the master's job cache), 1 did not by the deadline (app003)" in (
+        message
+    )
+    assert "worker_threads in the master config (now 4)" in message
