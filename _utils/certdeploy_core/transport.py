@@ -118,7 +118,9 @@ class MinionTransport:
                 fun,
                 exc,
             )
-            answers.update(from_job_cache(client, jid, ids, answers, started + timeout))
+            # With the master's job cache off (job_cache: False) one read finds nothing.
+            deadline = started + timeout if self.opts.get("job_cache", True) else 0.0
+            answers.update(from_job_cache(client, jid, ids, answers, deadline))
             silent = [i for i in ids if i not in answers]
             if silent:
                 raise ReturnsLost.of(fun, jid, ids, silent, exc, self.opts, answers) from exc
