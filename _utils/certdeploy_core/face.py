@@ -44,7 +44,7 @@ class Face:
         The runner does not ask for it: a rollout needs the pillar in two jobs per target
         (facts, then the deployment), and one refresh is one compile on the master where
         this is two. At 50 targets the burst of 49 compiles at a batch's start kept the
-        master's request workers from answering Salt's ``find_job`` check in time."""
+        master's request workers from answering Salt's client in time."""
         import salt.pillar
 
         opts = dict(self.opts)  # the compiler writes saltenv/pillarenv into the opts it gets
