@@ -10,6 +10,7 @@ plumbing lives here once.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 from salt.exceptions import CommandExecutionError, SaltClientError
@@ -174,4 +175,17 @@ def public(func, make):
         finally:
             face.context.pop("certdeploy.pillar", None)  # one call, one pillar
 
-    return shipped.takes_pillar_file(wrapper, func)
+    return _with_call_options(wrapper, func)
+
+
+def _with_call_options(wrapper, func):
+    """Give ``wrapper`` ``func``'s signature plus ``pillar_file=`` and ``fresh_pillar=``:
+    Salt checks keyword arguments against the signature it finds behind ``__wrapped__``."""
+    signature = inspect.signature(func)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in (("pillar_file", None), ("fresh_pillar", False))
+    ]
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])
+    del wrapper.__wrapped__
+    return wrapper

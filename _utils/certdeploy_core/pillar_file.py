@@ -13,7 +13,6 @@ its path does.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import secrets
@@ -29,20 +28,6 @@ AGENTLESS = "__certdeploy_agentless__"
 # A file is read within seconds of its copy; one older than this was left by a call that
 # was killed (SIGKILL skips ``finally``) and is swept by the next call on that side.
 STALE_SECONDS = 30
-
-
-def takes_pillar_file(wrapper, func):
-    """Give the decorated ``wrapper`` of ``func`` ``func``'s signature plus ``pillar_file=``
-    and ``fresh_pillar=``: Salt checks keyword arguments against the signature it finds
-    behind ``__wrapped__``."""
-    signature = inspect.signature(func)
-    extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-        for name, default in (("pillar_file", None), ("fresh_pillar", False))
-    ]
-    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])
-    del wrapper.__wrapped__
-    return wrapper
 
 
 def payload(pillar: dict) -> dict:

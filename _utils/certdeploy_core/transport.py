@@ -120,17 +120,19 @@ class MinionTransport:
             )
             # With the master's job cache off (job_cache: False) one read finds nothing.
             deadline = started + timeout if self.opts.get("job_cache", True) else 0.0
-            answers.update(from_job_cache(client, jid, ids, answers, deadline))
+            answers.update(
+                from_job_cache(client, jid, [i for i in ids if i not in answers], deadline)
+            )
             silent = [i for i in ids if i not in answers]
             if silent:
                 raise ReturnsLost.of(fun, jid, ids, silent, exc, self.opts, answers) from exc
         return answers
 
 
-def from_job_cache(client, jid: str, ids, have: dict, deadline: float, every: float = 2.0):
+def from_job_cache(client, jid: str, ids, deadline: float, every: float = 2.0) -> dict:
     """The returns of job ``jid`` for ``ids`` from the master's job cache (read on disk by
     this process, not through the master's busy workers), read again every ``every`` seconds
-    until each of ``ids`` is in ``have`` or found, or ``deadline`` (monotonic) has passed."""
+    until all of ``ids`` have one or ``deadline`` (monotonic) has passed."""
     found: dict = {}
     while True:
         try:
@@ -142,7 +144,7 @@ def from_job_cache(client, jid: str, ids, have: dict, deadline: float, every: fl
             data = cached.get(target_id)
             if isinstance(data, dict) and "ret" in data:
                 found[target_id] = data["ret"]
-        if all(i in have or i in found for i in ids) or time.monotonic() >= deadline:
+        if len(found) == len(ids) or time.monotonic() >= deadline:
             return found
         time.sleep(min(every, max(0.0, deadline - time.monotonic())))
 

@@ -10,6 +10,8 @@ import inspect
 import pytest
 import salt.pillar
 from certdeploy_core import face
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from salt.exceptions import CommandExecutionError, SaltClientError
 
 OWN = {"certdeploy": {"bundle": {"fingerprint": "old"}}}
@@ -67,7 +69,12 @@ def test_a_fresh_call_reads_the_compiled_pillar_and_leaves_nothing_behind(module
 
 
 def test_a_pillar_with_render_errors_is_refused_without_quoting_them(module):
-    module["result"] = {"_errors": ["Rendering SLS 'keys' failed: -----BEGIN PRIVATE KEY-----"]}
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    module["result"] = {"_errors": [f"Rendering SLS 'keys' failed near: {key.decode()}"]}
     with pytest.raises(CommandExecutionError) as raised:
         module["call"](fresh_pillar=True)
     message = str(raised.value)
